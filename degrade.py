@@ -1,0 +1,727 @@
+"""
+degrade.py: realistic low-resolution inputs from high-resolution photos, and the photos themselves.
+
+VPD-SR, like every real-world super-resolution method since Real-ESRGAN (Wang et al., 2021), never
+trains on real LR/HR pairs. It takes a high-resolution (HR) crop and synthesizes its low-resolution (LR)
+input on the fly with the *second-order degradation*: blur, resize, noise and JPEG, applied twice, then a
+final resize with ringing (sinc) and JPEG. The mixture is wide on purpose, so that a network trained on
+it handles the unknown degradations of real photos.
+
+See what the networks will be trained on (8 random LR versions of each photo, and a preview grid):
+
+    python degrade.py photo.png -o results/degrade
+    python degrade.py --demo -o results/degrade --preset realesrgan --n 4
+
+In Python:
+
+    hr_target, lr = degrade(hr, PRESETS["resshift"], torch.Generator().manual_seed(0))
+
+The file has three parts:
+  1. Settings: `Stage` and `DegradationConfig`, with the two presets (`resshift`, the default, and
+     `realesrgan`).
+  2. The pipeline: blur kernels, noise, JPEG, resize, and `degrade()`, which chains them. It works on a
+     batch on any device (CPU or CUDA): random parameters are drawn per sample on the CPU, the image work
+     runs batched on the batch's device.
+  3. Training data: image loading, the HR crop dataset (`demo`, `DIV2K`, or any folder), the DataLoader.
+
+The degradation follows Real-ESRGAN's `feed_data` (basicsr/realesrgan) step for step; like it, the
+resize scale, resize mode and noise type are drawn once per batch (a batch must keep one spatial size),
+while blur kernels, noise levels, gray/colour noise and JPEG qualities are drawn per sample.
+"""
+
+import argparse
+import math
+import os
+import sys
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+# torchvision is imported lazily where used: it makes `import degrade` ~2 s slower in every DataLoader
+# worker and test, and only the JPEG, grayscale, grid and download helpers need it.
+
+# ---------------------------------------------------------------------------------------------------
+# 1. Settings
+# ---------------------------------------------------------------------------------------------------
+
+KERNEL_FAMILIES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
+
+
+def odd(lo, hi):
+    """The odd kernel sizes lo, lo+2, ..., hi."""
+    return tuple(range(lo, hi + 1, 2))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One degradation stage: blur -> resize -> noise (-> JPEG). Ranges are (low, high), drawn uniformly."""
+
+    kernel_sizes: tuple  # odd blur-kernel sizes, one drawn per sample
+    kernel_prob: tuple  # probabilities of the six KERNEL_FAMILIES
+    blur_sigma: tuple  # Gaussian widths σx, σy (pixels)
+    betag_range: tuple  # shape β of generalized Gaussians
+    betap_range: tuple  # shape β of plateau kernels
+    sinc_prob: float  # chance that a 2-D sinc (ringing) kernel replaces the blur kernel
+    resize_prob: tuple  # chances of (up, down, keep)
+    resize_range: tuple  # scale factor range
+    gaussian_noise_prob: float  # else Poisson noise
+    noise_range: tuple  # Gaussian σ, in 0-255 units
+    poisson_scale_range: tuple
+    gray_noise_prob: float  # chance that R, G and B receive the same noise
+    jpeg_range: tuple  # JPEG quality; stage 2's range is used by the final JPEG
+
+
+# The ResShift / SinSR parameters (realsr_swinunet_realesrgan256.yaml), the lineage VPD-SR distills from.
+STAGE1 = Stage(
+    kernel_sizes=odd(3, 19), kernel_prob=(0.45, 0.25, 0.12, 0.03, 0.12, 0.03), blur_sigma=(0.2, 3.0),
+    betag_range=(0.5, 4.0), betap_range=(1.0, 2.0), sinc_prob=0.1,
+    resize_prob=(0.2, 0.7, 0.1), resize_range=(0.15, 1.5),
+    gaussian_noise_prob=0.5, noise_range=(1.0, 30.0), poisson_scale_range=(0.05, 3.0), gray_noise_prob=0.4,
+    jpeg_range=(30, 95),
+)
+STAGE2 = Stage(
+    kernel_sizes=odd(3, 13), kernel_prob=(0.45, 0.25, 0.12, 0.03, 0.12, 0.03), blur_sigma=(0.2, 1.5),
+    betag_range=(0.5, 4.0), betap_range=(1.0, 2.0), sinc_prob=0.1,
+    resize_prob=(0.3, 0.4, 0.3), resize_range=(0.3, 1.2),
+    gaussian_noise_prob=0.5, noise_range=(1.0, 25.0), poisson_scale_range=(0.05, 2.5), gray_noise_prob=0.4,
+    jpeg_range=(30, 95),
+)
+
+
+@dataclass(frozen=True)
+class DegradationConfig:
+    scale: int = 4
+    stage1: Stage = STAGE1
+    stage2: Stage = STAGE2
+    second_order_prob: float = 0.5  # chance that stage 2 runs at all
+    second_blur_prob: float = 0.8  # chance that stage 2 blurs, when it runs
+    final_sinc_prob: float = 0.8  # else the final "filter" is a delta (no-op)
+    final_sinc_sizes: tuple = odd(3, 13)
+    final_order_prob: float = 0.5  # chance of resize -> sinc -> JPEG, else JPEG -> resize -> sinc
+    resize_modes: tuple = ("area", "bilinear", "bicubic")  # drawn uniformly at each resize
+    usm_sharpen_target: bool = False  # Real-ESRGAN trains towards an unsharp-masked HR image
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of dataclasses.asdict (lists from JSON become tuples again)."""
+        tup = lambda v: tuple(v) if isinstance(v, list) else v
+        stages = {k: Stage(**{n: tup(v) for n, v in d[k].items()}) for k in ("stage1", "stage2")}
+        return cls(**{k: tup(v) for k, v in d.items() if k not in stages}, **stages)
+
+
+PRESETS = {
+    "resshift": DegradationConfig(),
+    # Official Real-ESRGAN: the second stage always runs, every kernel size is drawn from 7-21,
+    # and the HR target is USM-sharpened.
+    "realesrgan": DegradationConfig(
+        stage1=replace(STAGE1, kernel_sizes=odd(7, 21)), stage2=replace(STAGE2, kernel_sizes=odd(7, 21)),
+        second_order_prob=1.0, final_sinc_sizes=odd(7, 21), usm_sharpen_target=True,
+    ),
+}
+
+# ---------------------------------------------------------------------------------------------------
+# 2. The pipeline
+# ---------------------------------------------------------------------------------------------------
+
+
+def uniform(lo, hi, n, g):
+    return lo + (hi - lo) * torch.rand(n, generator=g, dtype=torch.float64)
+
+
+def coin(p, g):
+    """One batch-level Bernoulli(p) draw."""
+    return torch.rand((), generator=g).item() < p
+
+
+def pick(options, g, probs=None):
+    """One batch-level draw from `options` (uniform unless `probs` are given)."""
+    probs = torch.tensor(probs if probs is not None else [1.0] * len(options), dtype=torch.float64)
+    return options[torch.multinomial(probs, 1, generator=g).item()]
+
+
+def centered_grid(pad_to):
+    """Integer pixel offsets (x, y) from the centre of a pad_to × pad_to kernel; x runs along columns."""
+    r = pad_to // 2
+    ax = torch.arange(-r, r + 1, dtype=torch.float64)
+    y, x = torch.meshgrid(ax, ax, indexing="ij")
+    return x, y
+
+
+def window(size, pad_to):
+    """(B, pad_to, pad_to) mask of the size × size centre window: a size-k kernel zero-padded to pad_to."""
+    x, y = centered_grid(pad_to)
+    r = (torch.as_tensor(size, dtype=torch.float64) // 2).view(-1, 1, 1)
+    return (x.abs() <= r) & (y.abs() <= r)
+
+
+def anisotropic_kernels(size, sigma_x, sigma_y, theta, beta, plateau, pad_to):
+    """Gaussian, generalized Gaussian and plateau blur kernels, one per sample (all arguments (B,)).
+
+    With Σ = R(θ)·diag(σx², σy²)·R(θ)ᵀ and Q(x) = xᵀΣ⁻¹x over integer offsets x from the centre:
+        Gaussian               k(x) ∝ exp(−½·Q(x))           (β = 1)
+        generalized Gaussian   k(x) ∝ exp(−½·Q(x)^β)
+        plateau                k(x) ∝ 1 / (1 + Q(x)^β)
+    Isotropic kernels are the case σy = σx, θ = 0. Each kernel is zero outside its size × size window
+    and sums to 1.
+    """
+    x, y = centered_grid(pad_to)
+    col = lambda v: torch.as_tensor(v, dtype=torch.float64).view(-1, 1, 1)
+    c, s = torch.cos(col(theta)), torch.sin(col(theta))
+    # Rᵀx rotates the offsets into the kernel's principal axes, where Σ⁻¹ is diagonal.
+    u, v = c * x + s * y, -s * x + c * y
+    q = (u / col(sigma_x)) ** 2 + (v / col(sigma_y)) ** 2
+    qb = q ** col(beta)
+    k = torch.where(col(plateau).bool(), 1 / (1 + qb), torch.exp(-0.5 * qb))
+    k = k * window(size, pad_to)
+    return k / k.sum((1, 2), keepdim=True)
+
+
+def sinc_kernels(size, cutoff, pad_to):
+    """2-D circular low-pass ("sinc") kernels, the ringing / overshoot artifact of real upscalers.
+
+        k(x) ∝ ω_c · J₁(ω_c·|x|) / (2π·|x|),    k(0) = ω_c² / (4π)    (its limit at |x| → 0)
+
+    with J₁ the Bessel function of the first kind and ω_c the cutoff (radians per pixel).
+    """
+    x, y = centered_grid(pad_to)
+    wc = torch.as_tensor(cutoff, dtype=torch.float64).view(-1, 1, 1)
+    r = torch.sqrt(x**2 + y**2)
+    safe_r = torch.where(r == 0, torch.ones_like(r), r)
+    k = torch.where(r == 0, wc**2 / (4 * math.pi), wc * torch.special.bessel_j1(wc * safe_r) / (2 * math.pi * safe_r))
+    k = k * window(size, pad_to)
+    return k / k.sum((1, 2), keepdim=True)
+
+
+def random_blur_kernels(n, st: Stage, g, pad_to):
+    """n blur kernels for one stage, each from a random family with random parameters (Real-ESRGAN's
+    random_mixed_kernels), or, with probability st.sinc_prob, a sinc kernel."""
+    size = torch.tensor(st.kernel_sizes)[torch.randint(len(st.kernel_sizes), (n,), generator=g)]
+    family = [KERNEL_FAMILIES[i] for i in torch.multinomial(torch.tensor(st.kernel_prob), n, True, generator=g)]
+    iso = torch.tensor(["iso" in f and "aniso" not in f for f in family])
+    plateau = torch.tensor([f.startswith("plateau") for f in family])
+    generalized = torch.tensor([f.startswith("generalized") for f in family])
+    sigma_x = uniform(*st.blur_sigma, n, g)
+    sigma_y = torch.where(iso, sigma_x, uniform(*st.blur_sigma, n, g))
+    theta = torch.where(iso, 0.0, uniform(-math.pi, math.pi, n, g))
+    # β: half the time uniform in [β_lo, 1], else in [1, β_hi] (so that β < 1 and β > 1 are equally common)
+    low_half = torch.rand(n, generator=g) < 0.5
+    beta_g = torch.where(low_half, uniform(st.betag_range[0], 1, n, g), uniform(1, st.betag_range[1], n, g))
+    beta_p = torch.where(low_half, uniform(st.betap_range[0], 1, n, g), uniform(1, st.betap_range[1], n, g))
+    beta = torch.where(plateau, beta_p, torch.where(generalized, beta_g, 1.0))
+    blur = anisotropic_kernels(size, sigma_x, sigma_y, theta, beta, plateau, pad_to)
+    # The sinc cutoff is kept above π/3 for small kernels, whose truncation would otherwise dominate.
+    cutoff = torch.where(size < 13, uniform(math.pi / 3, math.pi, n, g), uniform(math.pi / 5, math.pi, n, g))
+    use_sinc = torch.rand(n, generator=g) < st.sinc_prob
+    return torch.where(use_sinc.view(-1, 1, 1), sinc_kernels(size, cutoff, pad_to), blur).float()
+
+
+def final_sinc_kernels(n, cfg: DegradationConfig, g, pad_to):
+    """The final filter: a sinc kernel (cutoff uniform in [π/3, π]) with probability final_sinc_prob,
+    else a delta kernel, which leaves the image unchanged."""
+    size = torch.tensor(cfg.final_sinc_sizes)[torch.randint(len(cfg.final_sinc_sizes), (n,), generator=g)]
+    sinc = sinc_kernels(size, uniform(math.pi / 3, math.pi, n, g), pad_to)
+    delta = window(1, pad_to).expand(n, -1, -1).double()
+    use_sinc = torch.rand(n, generator=g) < cfg.final_sinc_prob
+    return torch.where(use_sinc.view(-1, 1, 1), sinc, delta).float()
+
+
+def filter2d(img, kernels):
+    """Blur each sample of img (B,C,H,W) with its own kernel (B,k,k), as one grouped convolution.
+
+    Borders are reflect-padded, as in Real-ESRGAN; an image too small to reflect (side ≤ k/2, only in
+    tiny tests) is replicate-padded instead. All kernels here are point-symmetric, so the convolution's
+    missing flip (conv2d is a correlation) changes nothing.
+    """
+    b, c, h, w = img.shape
+    p = kernels.shape[-1] // 2
+    mode = "reflect" if p < min(h, w) else "replicate"
+    x = F.pad(img, (p, p, p, p), mode=mode).reshape(1, b * c, h + 2 * p, w + 2 * p)
+    weight = kernels.to(img).repeat_interleave(c, dim=0).unsqueeze(1)  # sample i's kernel for its c channels
+    return F.conv2d(x, weight, groups=b * c).view(b, c, h, w)
+
+
+def gaussian_blur(img, size, sigma):
+    """Blur with a fixed isotropic Gaussian, as two 1-D passes (a k×k pass costs k/2 times more)."""
+    ax = torch.arange(size, dtype=torch.float64) - size // 2
+    g1 = torch.exp(-(ax**2) / (2 * sigma**2))
+    g1 = (g1 / g1.sum()).to(img)
+    (b, c, h, w), p = img.shape, size // 2
+    mode = "reflect" if p < min(h, w) else "replicate"
+    # All b·c channels as groups of one image: much faster on the CPU than a batch of b images.
+    x = F.pad(img, (p, p, p, p), mode=mode).view(1, b * c, h + 2 * p, w + 2 * p)
+    x = F.conv2d(x, g1.view(1, 1, 1, -1).expand(b * c, 1, 1, size), groups=b * c)  # along rows
+    x = F.conv2d(x, g1.view(1, 1, -1, 1).expand(b * c, 1, size, 1), groups=b * c)  # along columns
+    return x.view(b, c, h, w)
+
+
+def usm_sharpen(img, weight=0.5, radius=50, threshold=10):
+    """Unsharp masking, as Real-ESRGAN sharpens its HR targets: add weight·(img − blur(img)) where the
+    residual exceeds `threshold` (0-255 units), blending softly at the mask's edges."""
+    size = radius + 1 if radius % 2 == 0 else radius
+    sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8  # OpenCV's default σ for this kernel size
+    residual = img - gaussian_blur(img, size, sigma)
+    soft_mask = gaussian_blur((residual.abs() * 255 > threshold).to(img.dtype), size, sigma)
+    sharp = (img + weight * residual).clamp(0, 1)
+    return soft_mask * sharp + (1 - soft_mask) * img
+
+
+def resize(img, size, mode):
+    """Resize without antialiasing: the aliasing of a naive downscale is one of the degradations."""
+    size = (max(1, int(size[0])), max(1, int(size[1])))
+    return F.interpolate(img, size=size, mode=mode)
+
+
+def random_scale(st: Stage, g):
+    """Scale factor for a stage's resize: up in [1, hi], down in [lo, 1], or keep (1)."""
+    direction = pick(("up", "down", "keep"), g, st.resize_prob)
+    if direction == "up":
+        return uniform(1.0, st.resize_range[1], 1, g).item()
+    if direction == "down":
+        return uniform(st.resize_range[0], 1.0, 1, g).item()
+    return 1.0
+
+
+def gaussian_noise(img, sigma, dg):
+    """Additive white Gaussian noise with standard deviation sigma (0-255 units, broadcast per sample)."""
+    return torch.randn(img.shape, generator=dg, device=img.device, dtype=img.dtype) * (sigma / 255)
+
+
+def poisson_noise(img, scale, dg):
+    """Shot noise times `scale`: quantize to 8 bits, let v = the number of distinct values in each sample
+    rounded up to a power of two, and return (Poisson(img·v)/v − img)·scale."""
+    b = img.shape[0]
+    q = (img * 255).round().clamp(0, 255)
+    # Count distinct 8-bit values per sample with one histogram (no host sync, unlike torch.unique).
+    ids = q.long().reshape(b, -1) + 256 * torch.arange(b, device=img.device).view(b, 1)
+    distinct = (torch.bincount(ids.flatten(), minlength=256 * b).view(b, 256) > 0).sum(1)
+    v = (2 ** torch.ceil(torch.log2(distinct.to(img.dtype)))).view(b, 1, 1, 1)
+    q = q / 255
+    return (torch.poisson(q * v, generator=dg) / v - q) * scale
+
+
+def add_noise(img, st: Stage, g, dg):
+    """A stage's noise: Gaussian or Poisson for the whole batch; per sample a level, and whether it is
+    gray (computed on the luma, the same for R, G and B) or colour (independent per channel).
+    g (CPU) draws the parameters; dg, on img's device, draws the noise itself."""
+    from torchvision.transforms.functional import rgb_to_grayscale
+
+    b = img.shape[0]
+    gray = torch.rand(b, generator=g) < st.gray_noise_prob
+    if coin(st.gaussian_noise_prob, g):
+        noise_fn, level = gaussian_noise, uniform(*st.noise_range, b, g)
+    else:
+        noise_fn, level = poisson_noise, uniform(*st.poisson_scale_range, b, g)
+    level = level.to(device=img.device, dtype=img.dtype).view(b, 1, 1, 1)
+    noise = torch.empty_like(img)
+    # The masks live on the CPU, so splitting the batch costs no device sync.
+    for mask, gray_case in ((~gray, False), (gray, True)):
+        if mask.any():
+            i = mask.nonzero().flatten().to(img.device)
+            x = rgb_to_grayscale(img[i]) if gray_case else img[i]
+            noise[i] = noise_fn(x, level[i], dg).expand(-1, 3, -1, -1)
+    return (img + noise).clamp(0, 1)
+
+
+def jpeg(img, quality):
+    """JPEG round trip with torchvision (libjpeg on the CPU, nvjpeg on CUDA), one quality per sample."""
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    x = (img.clamp(0, 1) * 255).round().to(torch.uint8)
+    streams = [encode_jpeg(x[i], quality=int(q)) for i, q in enumerate(quality.tolist())]
+    # decode_jpeg takes bitstreams on the CPU only, whatever device it decodes on.
+    decoded = decode_jpeg([s.cpu() for s in streams], device=img.device)
+    return torch.stack(decoded).to(img.dtype) / 255
+
+
+def random_jpeg(img, jpeg_range, g):
+    quality = torch.randint(int(jpeg_range[0]), int(jpeg_range[1]) + 1, (img.shape[0],), generator=g)
+    return jpeg(img, quality)
+
+
+@torch.no_grad()
+def degrade(hr, cfg: DegradationConfig = PRESETS["resshift"], generator=None):
+    """The second-order degradation of a batch of HR images (B,3,H,W) in [0,1], on hr's device.
+
+    Returns (hr_target, lr): the HR batch cropped (top-left) to a multiple of the scale (and USM-sharpened
+    if the config says so), and the LR batch, (B,3,H//scale,W//scale), 8-bit-quantized, in [0,1].
+    `generator`, a CPU torch.Generator, makes the result reproducible.
+    """
+    # Without a generator, draw its seed from torch's global RNG, so torch.manual_seed still applies.
+    g = generator if generator is not None else torch.Generator().manual_seed(int(torch.randint(2**62, ())))
+    if hr.device.type == "cpu":
+        dg = g
+    else:  # noise is drawn on the device, from a generator seeded by g
+        dg = torch.Generator(hr.device).manual_seed(int(torch.randint(2**62, (), generator=g)))
+    s, (b, _, h, w) = cfg.scale, hr.shape
+    H, W = h // s * s, w // s * s
+    if H == 0 or W == 0:
+        raise ValueError(f"image of {h}x{w} is smaller than the scale factor {s}")
+    hr = hr[..., :H, :W]
+    if cfg.usm_sharpen_target:
+        hr = usm_sharpen(hr)
+    # Per-sample kernels, all zero-padded to the largest size the config allows, so that one grouped
+    # convolution filters the whole batch.
+    pad_to = max(cfg.stage1.kernel_sizes + cfg.stage2.kernel_sizes + cfg.final_sinc_sizes)
+    kernel1 = random_blur_kernels(b, cfg.stage1, g, pad_to)
+    kernel2 = random_blur_kernels(b, cfg.stage2, g, pad_to)
+    sinc = final_sinc_kernels(b, cfg, g, pad_to)
+
+    # Stage 1: blur -> resize (up / down / keep) -> noise -> JPEG
+    out = filter2d(hr, kernel1)
+    scale1 = random_scale(cfg.stage1, g)
+    out = resize(out, (H * scale1, W * scale1), pick(cfg.resize_modes, g))
+    out = add_noise(out, cfg.stage1, g, dg)
+    out = random_jpeg(out, cfg.stage1.jpeg_range, g)
+
+    # Stage 2 (sometimes): blur (sometimes) -> resize around the LR size -> noise
+    if coin(cfg.second_order_prob, g):
+        if coin(cfg.second_blur_prob, g):
+            out = filter2d(out, kernel2)
+        scale2 = random_scale(cfg.stage2, g)
+        out = resize(out, (H / s * scale2, W / s * scale2), pick(cfg.resize_modes, g))
+        out = add_noise(out, cfg.stage2, g, dg)
+
+    # Final step, in one of two orders: resize to the LR size -> sinc -> JPEG, or JPEG -> resize -> sinc
+    mode = pick(cfg.resize_modes, g)
+    if coin(cfg.final_order_prob, g):
+        out = filter2d(resize(out, (H // s, W // s), mode), sinc)
+        out = random_jpeg(out, cfg.stage2.jpeg_range, g)
+    else:
+        out = random_jpeg(out, cfg.stage2.jpeg_range, g)
+        out = filter2d(resize(out, (H // s, W // s), mode), sinc)
+
+    lr = (out.clamp(0, 1) * 255).round() / 255  # what a real 8-bit LR image can hold
+    return hr, lr
+
+
+# ---------------------------------------------------------------------------------------------------
+# 3. Training data
+# ---------------------------------------------------------------------------------------------------
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+# The demo photos ship with scikit-image. A fixed split: train on the first list, evaluate on the second.
+DEMO_TRAIN = ("astronaut", "coffee", "stereo_motorcycle", "hubble_deep_field", "immunohistochemistry",
+              "brick", "grass", "gravel")
+DEMO_EVAL = ("chelsea", "rocket")
+
+DIV2K_ARCHIVES = {  # split: (folder, url, md5), as published by the DIV2K authors
+    "train": ("DIV2K_train_HR", "http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip",
+              "bdc2d9338d4e574fe81bf7d158758658"),
+    "val": ("DIV2K_valid_HR", "http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip",
+            "9fcdda83005c5e5997799b69f955ff88"),
+}
+
+
+def load_image(path):
+    """Read any image file as (rgb, alpha): rgb a float32 (3,H,W) tensor in [0,1], alpha (1,H,W) or None.
+
+    Grayscale, palette, CMYK, 16-bit and EXIF-rotated images all come out as upright RGB. Raises
+    ValueError naming the file when it cannot be read.
+    """
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)  # phone photos store their rotation as a tag
+            im.load()
+    except Exception as e:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError, ...)
+        raise ValueError(f"cannot read image {path}: {e}") from None
+    alpha = None
+    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+        im = im.convert("RGBA")
+        alpha = torch.from_numpy(np.asarray(im.getchannel("A"), dtype=np.float32) / 255)[None]
+    if im.mode.startswith("I"):  # 16-bit (or 32-bit integer) grayscale
+        arr = np.asarray(im, dtype=np.float32) / 65535
+        rgb = torch.from_numpy(arr).clamp(0, 1)[None].expand(3, -1, -1).contiguous()
+    elif im.mode == "F":  # floating-point grayscale, assumed in [0,1]
+        rgb = torch.from_numpy(np.array(im, dtype=np.float32)).clamp(0, 1)[None].expand(3, -1, -1).contiguous()
+    else:  # 1, L, P, RGB(A), CMYK, YCbCr, ...: Pillow converts (16-bit RGB is read at 8 bits)
+        rgb = torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1).contiguous()
+    return rgb, alpha
+
+
+def save_png(img, path):
+    """Write a float (C,H,W) image in [0,1] (C = 1, 3 or 4) as an 8-bit PNG."""
+    from torchvision.io import write_png
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_png((img.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu(), str(path))
+
+
+def find_images(root):
+    """All image files under root, recursively, in a stable order."""
+    return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def demo_images(split="train"):
+    """The scikit-image demo photos of a split, as [(name, uint8 tensor (3,H,W))]."""
+    import skimage.data
+
+    out = []
+    for name in {"train": DEMO_TRAIN, "val": DEMO_EVAL}[split]:
+        arr = getattr(skimage.data, name)()
+        arr = arr[0] if isinstance(arr, tuple) else arr  # stereo_motorcycle = (left, right, disparity)
+        arr = np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr[..., :3]
+        out.append((name, torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()))
+    return out
+
+
+def div2k_candidates():
+    roots = [Path("DIV2K"), Path("data") / "DIV2K"]
+    if os.environ.get("VPDSR_DATA"):
+        roots.append(Path(os.environ["VPDSR_DATA"]) / "DIV2K")
+    return roots
+
+
+def find_div2k(split="train", download=False):
+    """The folder of DIV2K HR images of a split, in the official layout <root>/DIV2K_train_HR/*.png."""
+    folder, url, md5 = DIV2K_ARCHIVES[split]
+    for root in div2k_candidates():
+        if (root / folder).is_dir():
+            return root / folder
+    if download:
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        root = div2k_candidates()[-1] if os.environ.get("VPDSR_DATA") else div2k_candidates()[0]
+        download_and_extract_archive(url, str(root), md5=md5)  # checks the md5 before extracting
+        return root / folder
+    searched = "\n".join(f"  {r / folder}" for r in div2k_candidates())
+    raise FileNotFoundError(
+        f"DIV2K ({split}) not found. Searched:\n{searched}\n"
+        f"Download it with --download (fetches {url}, ~3.5 GB for train), or by hand:\n"
+        f"  mkdir -p data/DIV2K && cd data/DIV2K && wget {url} && unzip {url.rsplit('/', 1)[1]}\n"
+        f"Set VPDSR_DATA=/path/to/datasets to keep it elsewhere (it then lives in $VPDSR_DATA/DIV2K)."
+    )
+
+
+def resolve_sources(data, split="train", download=False):
+    """What `--data` names: 'demo', 'DIV2K', or a folder of images. Returns (description, sources) where
+    each source is a file path or an in-memory (name, uint8 tensor) pair."""
+    if data == "demo":
+        return f"scikit-image demo photos ({split})", demo_images(split)
+    if data.lower() == "div2k":
+        folder = find_div2k(split, download)
+    else:
+        folder = Path(data)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"--data {data}: no such folder (and not 'demo' or 'DIV2K')")
+    return str(folder), find_images(folder)
+
+
+def pad_to_patch(img, patch_size):
+    """Reflect-pad (bottom/right) an image smaller than the patch, repeating reflections as needed."""
+    while img.shape[-2] < patch_size or img.shape[-1] < patch_size:
+        ph = min(patch_size - img.shape[-2], img.shape[-2] - 1)
+        pw = min(patch_size - img.shape[-1], img.shape[-1] - 1)
+        if ph <= 0 and pw <= 0:  # a 1-pixel side cannot reflect
+            img = F.pad(img[None], (0, max(0, patch_size - img.shape[-1]), 0,
+                                    max(0, patch_size - img.shape[-2])), mode="replicate")[0]
+            break
+        img = F.pad(img[None], (0, max(pw, 0), 0, max(ph, 0)), mode="reflect")[0]
+    return img
+
+
+class HRCrops(torch.utils.data.Dataset):
+    """Random patch_size × patch_size crops (random horizontal flip) of HR images, float (3,P,P) in [0,1].
+
+    Images are held in memory as 8-bit tensors when they fit in `cache_gb` (decoded once, by a thread
+    pool, and shared with the DataLoader workers), else decoded from disk for each crop. Horizontal flips
+    only, as Real-ESRGAN (use_hflip=True, use_rot=False): photos have an up.
+    """
+
+    def __init__(self, sources, patch_size=256, cache_gb=8.0, name="images"):
+        self.patch_size, self.name = patch_size, name
+        entries = []  # (label, path or None, uint8 tensor or None, (h, w))
+        for src in sources:
+            if isinstance(src, tuple):
+                entries.append((src[0], None, src[1], tuple(src[1].shape[-2:])))
+                continue
+            try:
+                with Image.open(src) as im:  # reads the header only
+                    w, h = im.size
+                entries.append((str(src), Path(src), None, (h, w)))
+            except Exception as e:
+                warnings.warn(f"skipping unreadable image {src}: {e}", stacklevel=2)
+        self.cached = sum(3 * h * w for *_, (h, w) in entries) <= cache_gb * 2**30
+        if self.cached:
+            entries = self._decode_all(entries)
+        if not entries:
+            raise ValueError(f"no readable images in {name}")
+        small = sum(min(hw) < patch_size for *_, hw in entries)
+        if small:
+            print(f"{name}: {small} of {len(entries)} images are smaller than {patch_size}x{patch_size} "
+                  "and are reflect-padded")
+        self.entries = entries
+
+    @staticmethod
+    def _decode_all(entries):
+        def decode(entry):  # runs in a thread: Pillow releases the GIL while decoding
+            label, path, img, hw = entry
+            if img is not None:
+                return entry
+            try:
+                return label, path, (load_image(path)[0] * 255).round().to(torch.uint8), hw
+            except ValueError as err:
+                return str(err)
+
+        results = ThreadPoolExecutor(min(16, os.cpu_count() or 1)).map(decode, entries)
+        if sum(e[2] is None for e in entries) > 50:  # a progress bar for real datasets, not for the demo
+            from tqdm import tqdm
+
+            results = tqdm(results, total=len(entries), desc="decoding images into memory")
+        decoded = []
+        for r in results:
+            if isinstance(r, str):
+                warnings.warn(f"skipping {r}", stacklevel=3)
+            else:
+                decoded.append(r)
+        return decoded
+
+    def __len__(self):
+        return len(self.entries)
+
+    def __getitem__(self, i):
+        _, path, img, _ = self.entries[i]
+        if img is None:  # not cached: decode now, and fall back to the next image if the file is bad
+            try:
+                img = load_image(path)[0]
+            except ValueError as err:
+                warnings.warn(f"skipping {err}")
+                return self[(i + 1) % len(self)]
+        p = self.patch_size
+        if min(img.shape[-2:]) < p:  # rare: an image smaller than the patch
+            img = pad_to_patch(to_float(img), p)
+        top = torch.randint(img.shape[-2] - p + 1, ()).item()
+        left = torch.randint(img.shape[-1] - p + 1, ()).item()
+        crop = to_float(img[:, top : top + p, left : left + p])  # crop first: cached images are 8-bit
+        if torch.rand(()) < 0.5:
+            crop = crop.flip(-1)
+        return crop.contiguous()
+
+
+def to_float(img):
+    return img.float() / 255 if img.dtype == torch.uint8 else img
+
+
+def build_dataset(data, split="train", patch_size=256, download=False, cache_gb=8.0):
+    """The HR crop dataset for `--data` (demo / DIV2K / a folder)."""
+    name, sources = resolve_sources(data, split, download)
+    if not sources:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found in {name}")
+    return HRCrops(sources, patch_size, cache_gb, name=name)
+
+
+def build_loader(dataset, batch_size, workers=4, seed=0, device="cpu", samples_per_epoch=None):
+    """A DataLoader that keeps a GPU fed: worker processes, pinned memory, workers kept alive between
+    epochs. Sampling is with replacement so that any dataset, even one smaller than a batch, yields
+    full batches; `seed` fixes the sampled images and (with the same worker count) their crops."""
+    n = samples_per_epoch or max(len(dataset), 64 * batch_size)
+    g = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, drop_last=True,
+        sampler=torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=n, generator=g),
+        num_workers=workers, pin_memory=torch.device(device).type == "cuda",
+        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None, generator=g,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line: see the degradations
+# ---------------------------------------------------------------------------------------------------
+
+
+def preview(hr, lrs, scale):
+    """A grid: the HR image, then each LR image upscaled with nearest-neighbour to the HR size."""
+    from torchvision.utils import make_grid
+
+    tiles = [hr] + [lr.repeat_interleave(scale, -2).repeat_interleave(scale, -1) for lr in lrs]
+    return make_grid(tiles, nrow=math.ceil(math.sqrt(len(tiles))), padding=4, pad_value=1.0)
+
+
+def benchmark(device, batch_size, patch_size, iters, presets):
+    """Time degrade() on batches of real-photo crops: the number that must stay small beside a training step."""
+    import time
+
+    torch.manual_seed(0)
+    ds = build_dataset("demo", patch_size=patch_size)
+    hr = torch.stack([ds[i % len(ds)] for i in range(batch_size)]).to(device)
+    sync = torch.cuda.synchronize if hr.device.type == "cuda" else (lambda: None)
+    print(f"degrade(): batch {batch_size} x 3 x {patch_size} x {patch_size} on {hr.device} "
+          f"({torch.cuda.get_device_name() if hr.device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
+          f"torch {torch.__version__}; {iters} batches after 3 warm-up batches (branches vary per batch)")
+    print(f"{'preset':<12}{'mean ms':>10}{'median ms':>11}{'max ms':>9}{'img/s':>9}")
+    for name in presets:
+        g = torch.Generator().manual_seed(0)
+        for _ in range(3):
+            degrade(hr, PRESETS[name], g)
+        times = []
+        for _ in range(iters):
+            sync()
+            t0 = time.perf_counter()
+            degrade(hr, PRESETS[name], g)
+            sync()
+            times.append(1000 * (time.perf_counter() - t0))
+        t = torch.tensor(times)
+        print(f"{name:<12}{t.mean():>10.1f}{t.median():>11.1f}{t.max():>9.1f}{1000 * batch_size / t.mean():>9.0f}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("images", nargs="*", metavar="IMG", help="image files to degrade")
+    ap.add_argument("--demo", action="store_true", help="also degrade the held-out scikit-image demo photos")
+    ap.add_argument("-o", "--out", default="results/degrade", help="output folder (default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=0, help="random seed; each image uses it afresh (default: 0)")
+    ap.add_argument("--n", type=int, default=8, help="LR versions per image (default: %(default)s)")
+    ap.add_argument("--scale", type=int, default=4, help="downscaling factor (default: %(default)s)")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="resshift", help="degradation parameters")
+    ap.add_argument("--benchmark", action="store_true",
+                    help="time degrade() on a batch of demo crops (both presets) instead of writing images")
+    ap.add_argument("--batch-size", type=int, default=32, help="--benchmark batch size (default: %(default)s)")
+    ap.add_argument("--patch-size", type=int, default=256, help="--benchmark HR crop size (default: %(default)s)")
+    ap.add_argument("--iters", type=int, default=20, help="--benchmark timed batches (default: %(default)s)")
+    ap.add_argument("--device", default="auto", help="--benchmark device: auto, cpu, cuda (default: %(default)s)")
+    args = ap.parse_args(argv)
+    if args.benchmark:
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+        benchmark(device, args.batch_size, args.patch_size, args.iters, sorted(PRESETS))
+        return 0
+    if not args.images and not args.demo:
+        ap.error("give image files, or --demo")
+
+    cfg = replace(PRESETS[args.preset], scale=args.scale)
+    out = Path(args.out)
+    inputs = [(Path(p).stem, p) for p in args.images]
+    inputs += [(name, img.float() / 255) for name, img in demo_images("val")] if args.demo else []
+    failed = []
+    for stem, src in inputs:
+        try:
+            hr = load_image(src)[0] if isinstance(src, str) else src
+            if min(hr.shape[-2:]) < args.scale:
+                raise ValueError(f"{src}: {hr.shape[-1]}x{hr.shape[-2]} is smaller than the scale {args.scale}")
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed.append(src)
+            continue
+        g = torch.Generator().manual_seed(args.seed)
+        # One degrade() call per version: resize and noise type are drawn per batch, and each version
+        # should show its own.
+        pairs = [degrade(hr[None], cfg, g) for _ in range(args.n)]
+        lrs = [lr[0] for _, lr in pairs]
+        for k, lr in enumerate(lrs):
+            save_png(lr, out / f"{stem}_lr{k}.png")
+        save_png(preview(pairs[0][0][0], lrs, args.scale), out / f"{stem}_preview.png")
+        print(f"{stem}: {hr.shape[-1]}x{hr.shape[-2]} -> {args.n} x {lrs[0].shape[-1]}x{lrs[0].shape[-2]}, "
+              f"preview {out / f'{stem}_preview.png'}")
+    if failed:
+        print(f"{len(failed)} of {len(inputs)} images failed: {', '.join(map(str, failed))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""Tests of the training data (degrade.py, part 3) and of degrade.py's command line. CPU, a few seconds.
+
+    python -m pytest tests/test_data.py
+"""
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+
+import degrade as D
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    """A small real photo, (H, W, 3) uint8."""
+    return skimage.data.chelsea()[100:140, 150:210]
+
+
+def write_png16(path, arr):
+    """A 16-bit PNG written by hand (Pillow cannot write 16-bit RGB): signature, IHDR, IDAT, IEND."""
+    h, w = arr.shape[:2]
+    color_type = 0 if arr.ndim == 2 else {3: 2, 4: 6}[arr.shape[2]]  # gray, RGB, RGBA
+    raw = b"".join(b"\x00" + arr[i].astype(">u2").tobytes() for i in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+                     + chunk(b"IEND", b""))
+
+
+def as_tensor(arr):
+    return torch.from_numpy(arr).permute(2, 0, 1).float() / 255
+
+
+# ------------------------------------------------------------------ reading images
+
+
+@pytest.mark.parametrize("ext", [".png", ".bmp", ".tif", ".webp"])
+def test_lossless_rgb_formats(tmp_path, rgb, ext):
+    path = tmp_path / f"x{ext}"
+    Image.fromarray(rgb).save(path, **({"lossless": True} if ext == ".webp" else {}))
+    img, alpha = D.load_image(path)
+    assert img.shape == (3, 40, 60) and img.dtype == torch.float32 and alpha is None
+    torch.testing.assert_close(img, as_tensor(rgb))
+
+
+@pytest.mark.parametrize("mode", ["L", "1", "P"])
+def test_gray_binary_and_palette_become_rgb(tmp_path, rgb, mode):
+    im = Image.fromarray(rgb).convert(mode)
+    im.save(tmp_path / "x.png")
+    img, alpha = D.load_image(tmp_path / "x.png")
+    assert img.shape == (3, 40, 60) and alpha is None
+    torch.testing.assert_close(img, as_tensor(np.array(im.convert("RGB"))))
+    if mode != "P":
+        assert torch.equal(img[0], img[1]) and torch.equal(img[1], img[2])
+
+
+def test_rgba_and_gray_alpha_keep_their_alpha(tmp_path, rgb):
+    a = np.linspace(0, 255, 60, dtype=np.uint8)[None].repeat(40, 0)
+    Image.fromarray(np.dstack([rgb, a])).save(tmp_path / "rgba.png")
+    img, alpha = D.load_image(tmp_path / "rgba.png")
+    torch.testing.assert_close(img, as_tensor(rgb))  # alpha dropped from the colours
+    torch.testing.assert_close(alpha, torch.from_numpy(a).float()[None] / 255)
+    Image.fromarray(np.dstack([rgb[..., 0], a]), "LA").save(tmp_path / "la.png")
+    img, alpha = D.load_image(tmp_path / "la.png")
+    assert img.shape == (3, 40, 60) and alpha.shape == (1, 40, 60)
+
+
+def test_cmyk_jpeg(tmp_path, rgb):
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "x.jpg", quality=98)
+    img, _ = D.load_image(tmp_path / "x.jpg")
+    assert img.shape == (3, 40, 60)
+    assert (img - as_tensor(rgb)).abs().mean() < 0.03  # JPEG loss only: CMYK was converted back to RGB
+
+
+def test_16_bit_gray_and_rgb(tmp_path, rgb):
+    g16 = rgb[..., 1].astype(np.uint16) * 257 + 100  # uses the low byte too
+    Image.fromarray(g16).save(tmp_path / "g16.png")
+    img, _ = D.load_image(tmp_path / "g16.png")
+    torch.testing.assert_close(img, torch.from_numpy(g16 / 65535).float()[None].expand(3, -1, -1))
+    rgb16 = rgb.astype(np.uint16) * 257 + 100
+    write_png16(tmp_path / "rgb16.png", rgb16)
+    img, _ = D.load_image(tmp_path / "rgb16.png")
+    assert img.shape == (3, 40, 60)
+    assert (img - torch.from_numpy(rgb16 / 65535).float().permute(2, 0, 1)).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_exif_rotation_is_applied(tmp_path, rgb):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    Image.fromarray(rgb).save(tmp_path / "r.jpg", exif=exif, quality=95)
+    img, _ = D.load_image(tmp_path / "r.jpg")
+    assert img.shape == (3, 60, 40)
+
+
+def test_unreadable_file_names_itself(tmp_path):
+    (tmp_path / "bad.png").write_text("not an image")
+    with pytest.raises(ValueError, match="bad.png"):
+        D.load_image(tmp_path / "bad.png")
+
+
+def test_find_images_is_recursive_and_filters_extensions(tmp_path, rgb):
+    for rel in ["a.png", "sub/b.JPG", "sub/deeper/c.tiff", "notes.txt", "sub/d.gif"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    names = [p.name for p in D.find_images(tmp_path)]
+    assert names == ["a.png", "b.JPG", "c.tiff"]
+
+
+# ------------------------------------------------------------------ datasets
+
+
+def make_folder(root, rgb, n=3):
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(np.tile(rgb, (8, 6, 1))).save(root / f"{i:04d}.png")  # 320x360
+    return root
+
+
+def test_div2k_layout_is_found_in_each_place(tmp_path, monkeypatch, rgb):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VPDSR_DATA", raising=False)
+    make_folder(tmp_path / "data" / "DIV2K" / "DIV2K_train_HR", rgb, n=2)
+    assert D.find_div2k("train").resolve() == (tmp_path / "data/DIV2K/DIV2K_train_HR").resolve()
+    ds = D.build_dataset("DIV2K", patch_size=64)
+    assert len(ds) == 2 and ds[0].shape == (3, 64, 64)
+    elsewhere = tmp_path / "datasets"
+    make_folder(elsewhere / "DIV2K" / "DIV2K_valid_HR", rgb, n=1)
+    monkeypatch.setenv("VPDSR_DATA", str(elsewhere))
+    assert D.find_div2k("val") == elsewhere / "DIV2K" / "DIV2K_valid_HR"
+    make_folder(tmp_path / "DIV2K" / "DIV2K_train_HR", rgb, n=1)  # ./DIV2K comes first
+    assert D.find_div2k("train") == D.Path("DIV2K") / "DIV2K_train_HR"
+
+
+def test_missing_div2k_lists_every_place_searched(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VPDSR_DATA", str(tmp_path / "store"))
+    with pytest.raises(FileNotFoundError) as err:
+        D.build_dataset("DIV2K")
+    msg = str(err.value)
+    for place in ["DIV2K/DIV2K_train_HR", "data/DIV2K/DIV2K_train_HR", f"{tmp_path}/store/DIV2K/DIV2K_train_HR"]:
+        assert place in msg
+    assert "--download" in msg and "DIV2K_train_HR.zip" in msg
+
+
+def test_download_fetches_the_official_archive_with_its_checksum(tmp_path, monkeypatch, rgb):
+    import torchvision.datasets.utils
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VPDSR_DATA", raising=False)
+    calls = []
+
+    def fake_download(url, download_root, md5=None, **kw):
+        calls.append((url, download_root, md5))
+        make_folder(D.Path(download_root) / "DIV2K_train_HR", rgb, n=1)
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", fake_download)
+    ds = D.build_dataset("DIV2K", patch_size=32, download=True)
+    assert len(ds) == 1
+    assert calls == [("http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip", "DIV2K",
+                      "bdc2d9338d4e574fe81bf7d158758658")]
+
+
+@pytest.mark.parametrize("cache_gb", [8.0, 0.0])
+def test_bad_files_are_skipped_with_a_warning(tmp_path, rgb, cache_gb):
+    folder = make_folder(tmp_path / "imgs", rgb, n=2)
+    (folder / "broken.png").write_text("not a png")
+    good = (folder / "0000.png").read_bytes()
+    (folder / "truncated.png").write_bytes(good[: len(good) // 2])  # a valid header, then nothing
+    with pytest.warns(UserWarning) as caught:
+        ds = D.build_dataset(str(folder), patch_size=64, cache_gb=cache_gb)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "broken.png" in messages
+    assert ds.cached == (cache_gb > 0)
+    if ds.cached:  # decoded up front: the truncated file is found and dropped at once
+        assert len(ds) == 2 and "truncated.png" in messages
+    else:  # decoded per crop: the truncated file is found when drawn, and another image is used
+        assert len(ds) == 3
+        with pytest.warns(UserWarning, match="truncated.png"):
+            crop = ds[[e[0] for e in ds.entries].index(str(folder / "truncated.png"))]
+        assert crop.shape == (3, 64, 64)
+
+
+def test_empty_folder_is_an_error_naming_it(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty"):
+        D.build_dataset(str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        D.build_dataset(str(tmp_path / "nowhere"))
+
+
+def test_small_images_are_reflect_padded_and_said_once(tmp_path, rgb, capsys):
+    folder = tmp_path / "small"
+    folder.mkdir()
+    Image.fromarray(rgb[:20, :30]).save(folder / "a.png")
+    Image.fromarray(rgb[:1, :5]).save(folder / "line.png")  # too thin to reflect: replicated
+    ds = D.build_dataset(str(folder), patch_size=64)
+    out = capsys.readouterr().out
+    assert out.count("reflect-padded") == 1 and "2 of 2" in out
+    for i in range(2):
+        crop = ds[i]
+        assert crop.shape == (3, 64, 64) and 0 <= crop.min() and crop.max() <= 1
+    padded = D.pad_to_patch(torch.from_numpy(rgb[:20, :30]).permute(2, 0, 1).float(), 64)
+    assert padded.shape == (3, 64, 64)
+    torch.testing.assert_close(padded[:, 20], padded[:, 18])  # a mirror image about row 19
+
+
+def test_demo_split_and_crops():
+    train, val = D.build_dataset("demo", patch_size=96), D.build_dataset("demo", "val", patch_size=96)
+    assert [e[0] for e in train.entries] == list(D.DEMO_TRAIN)
+    assert [e[0] for e in val.entries] == list(D.DEMO_EVAL)
+    assert not set(D.DEMO_TRAIN) & set(D.DEMO_EVAL)
+    torch.manual_seed(0)
+    crops = torch.stack([train[i] for i in range(len(train))])
+    assert crops.shape == (8, 3, 96, 96) and crops.dtype == torch.float32
+    assert 0 <= crops.min() and crops.max() <= 1 and crops.std() > 0.05
+
+
+def test_crops_are_random_and_flipped():
+    ds = D.HRCrops([("stripes", torch.arange(256, dtype=torch.uint8).expand(3, 8, -1).contiguous())], patch_size=8)
+    torch.manual_seed(0)
+    crops = [ds[0] for _ in range(40)]
+    lefts = {round(c[0, 0, 0].item() * 255) for c in crops}
+    increasing = [bool(c[0, 0, 1] > c[0, 0, 0]) for c in crops]
+    assert len(lefts) > 20  # many positions
+    assert 5 < sum(increasing) < 35  # flipped about half the time
+
+
+@pytest.mark.slow
+def test_loader_is_seedable_with_workers():
+    ds = D.build_dataset("demo", patch_size=32)
+    first = []
+    for _ in range(2):
+        loader = D.build_loader(ds, batch_size=4, workers=2, seed=3)
+        first.append(next(iter(loader)))
+    assert first[0].shape == (4, 3, 32, 32)
+    assert torch.equal(first[0], first[1])
+    other = next(iter(D.build_loader(ds, batch_size=4, workers=2, seed=4)))
+    assert not torch.equal(first[0], other)
+
+
+def test_loader_gives_full_batches_from_a_tiny_dataset():
+    ds = D.build_dataset("demo", "val", patch_size=32)  # 2 images
+    loader = D.build_loader(ds, batch_size=8, workers=0, seed=0)
+    assert len(loader) >= 64 and not loader.pin_memory
+    assert next(iter(loader)).shape == (8, 3, 32, 32)
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def test_cli_writes_versions_and_preview_and_reports_bad_files(tmp_path, rgb, capsys):
+    Image.fromarray(skimage.data.coffee()[:101, :150]).save(tmp_path / "coffee.png")
+    (tmp_path / "bad.jpg").write_text("nope")
+    out = tmp_path / "out"
+    code = D.main([str(tmp_path / "bad.jpg"), str(tmp_path / "coffee.png"), "-o", str(out), "--n", "3"])
+    assert code == 1
+    assert "bad.jpg" in capsys.readouterr().err
+    for k in range(3):
+        lr = D.load_image(out / f"coffee_lr{k}.png")[0]
+        assert lr.shape == (3, 25, 37)  # floor(101/4) x floor(150/4)
+    grid = D.load_image(out / "coffee_preview.png")[0]
+    assert grid.shape[-2] > 2 * 100 and grid.shape[-1] > 2 * 148  # HR + 3 LR tiles, 2x2
+    first = (out / "coffee_lr0.png").read_bytes()
+    assert D.main([str(tmp_path / "coffee.png"), "-o", str(out), "--n", "1", "--preset", "realesrgan"]) == 0
+    assert (out / "coffee_lr0.png").read_bytes() != first  # another preset, other degradations
+    assert D.main([str(tmp_path / "coffee.png"), "-o", str(out), "--n", "1"]) == 0
+    assert (out / "coffee_lr0.png").read_bytes() == first  # the same seed, the same LR
+
+
+def test_cli_demo_photos(tmp_path):
+    assert D.main(["--demo", "-o", str(tmp_path), "--n", "2", "--scale", "2"]) == 0
+    for name in D.DEMO_EVAL:
+        assert (tmp_path / f"{name}_preview.png").exists()
+        assert D.load_image(tmp_path / f"{name}_lr1.png")[0].shape[-2] == getattr(skimage.data, name)().shape[0] // 2

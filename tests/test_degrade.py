@@ -1,0 +1,341 @@
+"""Tests of the degradation pipeline (degrade.py, parts 1 and 2). CPU, a few seconds.
+
+    python -m pytest tests/test_degrade.py
+
+Every random branch is forced once with its probability set to 0 or 1 (as Real-ESRGAN's own tests do),
+and the kernel formulas are checked against an independent evaluation of their closed forms.
+"""
+
+import json
+import math
+from dataclasses import asdict, replace
+
+import numpy as np
+import pytest
+import scipy.special
+import skimage.data
+import torch
+
+import degrade as D
+from degrade import PRESETS, STAGE1, DegradationConfig, degrade
+
+RESSHIFT = PRESETS["resshift"]
+FAMILIES = D.KERNEL_FAMILIES
+
+
+def photo(name="astronaut", size=None):
+    """A real photo from scikit-image as a (1,3,H,W) float tensor in [0,1]."""
+    img = torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1).float()[None] / 255
+    return img if size is None else img[..., : size[0], : size[1]]
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def force(cfg=RESSHIFT, stage1=None, stage2=None, **top):
+    """A config with some probabilities / ranges overridden, in either stage or at the top level."""
+    return replace(cfg, stage1=replace(cfg.stage1, **(stage1 or {})), stage2=replace(cfg.stage2, **(stage2 or {})),
+                   **top)
+
+
+def one_hot(family):
+    return tuple(float(f == family) for f in FAMILIES)
+
+
+# ------------------------------------------------------------------ kernels against their closed forms
+
+
+def reference_kernel(family, size, sx, sy, theta, beta):
+    """Direct evaluation of the definitions, point by point, with an explicit Σ = R diag(σx², σy²) Rᵀ."""
+    rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    inv = np.linalg.inv(rot @ np.diag([sx**2, sy**2]) @ rot.T)
+    r = size // 2
+    k = np.zeros((size, size))
+    for row in range(size):
+        for c in range(size):
+            p = np.array([c - r, row - r], dtype=float)  # (x, y): x along columns
+            q = p @ inv @ p
+            k[row, c] = 1 / (1 + q**beta) if family == "plateau" else math.exp(-0.5 * q**beta)
+    return k / k.sum()
+
+
+def reference_sinc(size, wc):
+    r = size // 2
+    k = np.zeros((size, size))
+    for row in range(size):
+        for c in range(size):
+            d = math.hypot(c - r, row - r)
+            k[row, c] = wc**2 / (4 * math.pi) if d == 0 else wc * scipy.special.j1(wc * d) / (2 * math.pi * d)
+    return k / k.sum()
+
+
+def centre(k, size):
+    off = (k.shape[-1] - size) // 2
+    return k[..., off : off + size, off : off + size]
+
+
+@pytest.mark.parametrize(
+    "family,size,sx,sy,theta,beta",
+    [
+        ("gaussian", 7, 1.3, 1.3, 0.0, 1.0),
+        ("gaussian", 11, 2.5, 0.7, 0.6, 1.0),
+        ("generalized", 9, 1.8, 1.1, -2.1, 0.6),
+        ("generalized", 15, 2.2, 2.2, 0.0, 3.5),
+        ("plateau", 13, 1.5, 0.9, 1.2, 1.7),
+        ("plateau", 21, 3.0, 3.0, 0.0, 1.0),
+    ],
+)
+def test_blur_kernel_matches_closed_form(family, size, sx, sy, theta, beta):
+    f64 = lambda v: torch.tensor([v], dtype=torch.float64)
+    k = D.anisotropic_kernels(torch.tensor([size]), f64(sx), f64(sy), f64(theta), f64(beta),
+                              torch.tensor([family == "plateau"]), pad_to=21)[0]
+    assert k.shape == (21, 21)
+    assert k.sum().item() == pytest.approx(1.0, abs=1e-12)
+    # zero outside the requested size, and exactly the closed form inside it
+    assert k.abs().sum().item() == pytest.approx(centre(k, size).abs().sum().item(), abs=1e-15)
+    np.testing.assert_allclose(centre(k, size).numpy(), reference_kernel(family, size, sx, sy, theta, beta),
+                               rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("size,wc", [(7, math.pi / 3), (13, 2.0), (21, math.pi / 5), (9, math.pi)])
+def test_sinc_kernel_matches_closed_form(size, wc):
+    k = D.sinc_kernels(torch.tensor([size]), torch.tensor([wc], dtype=torch.float64), pad_to=21)[0]
+    assert k.sum().item() == pytest.approx(1.0, abs=1e-12)
+    # torch.special.bessel_j1 is accurate to ~5e-7 absolute (scipy to ~1e-15): compare at that level
+    np.testing.assert_allclose(centre(k, size).numpy(), reference_sinc(size, wc), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_kernel_family_is_drawn_as_defined(family):
+    """Force one family; read β back from the kernel's shape along the x axis and check its range."""
+    st = replace(STAGE1, kernel_prob=one_hot(family), kernel_sizes=(9,), sinc_prob=0.0, blur_sigma=(2.0, 3.0))
+    ks = D.random_blur_kernels(64, st, gen(), pad_to=21).double()
+    assert ks.shape == (64, 21, 21)
+    torch.testing.assert_close(ks.sum((1, 2)), torch.ones(64, dtype=torch.float64), rtol=0, atol=1e-5)
+    assert (ks >= 0).all() and (ks[:, :6].abs().sum() == 0)  # non-negative; nothing outside the 9×9 window
+    k0, k1, k2 = ks[:, 10, 10], ks[:, 10, 11], ks[:, 10, 12]  # offsets 0, 1, 2 along x
+    if family.startswith("plateau"):  # k(x)/k(0) = 1/(1 + Q^β) and Q(2) = 4·Q(1)  =>  ratio = 4^β
+        beta = torch.log((k0 / k2 - 1) / (k0 / k1 - 1)) / math.log(4)
+        lo, hi = STAGE1.betap_range
+    else:  # log k(x) − log k(0) = −½·Q^β  =>  same ratio of log-decays
+        beta = torch.log(torch.log(k0 / k2) / torch.log(k0 / k1)) / math.log(4)
+        lo, hi = STAGE1.betag_range if family.startswith("generalized") else (1.0, 1.0)
+    assert beta.min() >= lo - 1e-3 and beta.max() <= hi + 1e-3
+    if family.startswith("generalized"):  # both halves of the β draw occur: [0.5, 1] and [1, 4]
+        assert (beta < 0.99).any() and (beta > 1.01).any()
+    if family.startswith("plateau"):  # [1, 1] and [1, 2]
+        assert (beta - 1).abs().min() < 1e-3 and (beta > 1.01).any()
+    symmetric = torch.isclose(ks, ks.transpose(1, 2), atol=1e-7).flatten(1).all(1)
+    if family.endswith("aniso"):
+        assert not symmetric.all()
+    else:
+        assert symmetric.all()
+
+
+def test_sinc_branch_and_size_draw():
+    st = replace(STAGE1, sinc_prob=1.0, kernel_sizes=(7, 9))
+    ks = D.random_blur_kernels(32, st, gen(), pad_to=21)
+    assert (ks.flatten(1).min(1).values < 0).all()  # ringing: every sinc kernel has negative lobes
+    support = (ks.abs() > 0).any(1).sum(1)  # width of the non-zero columns
+    assert set(support.tolist()) <= {7, 9} and len(set(support.tolist())) == 2
+    no_sinc = D.random_blur_kernels(32, replace(st, sinc_prob=0.0), gen(), pad_to=21)
+    assert (no_sinc >= 0).all()
+
+
+def test_final_filter_is_delta_or_sinc():
+    delta = D.final_sinc_kernels(4, replace(RESSHIFT, final_sinc_prob=0.0), gen(), 21)
+    assert (delta[:, 10, 10] == 1).all() and delta.sum().item() == 4
+    sinc = D.final_sinc_kernels(4, replace(RESSHIFT, final_sinc_prob=1.0), gen(), 21)
+    assert (sinc.flatten(1).min(1).values < 0).any() and (sinc[:, 10, 10] < 1).all()
+    img = photo(size=(64, 64))
+    torch.testing.assert_close(D.filter2d(img, delta[:1]), img)
+
+
+def test_filter2d_blurs_each_sample_with_its_own_kernel():
+    img = torch.cat([photo(size=(48, 40)), photo("coffee", size=(48, 40))])
+    ks = D.random_blur_kernels(2, STAGE1, gen(3), pad_to=21)
+    out = D.filter2d(img, ks)
+    for i in range(2):
+        x = torch.nn.functional.pad(img[i : i + 1], (10,) * 4, mode="reflect")
+        ref = torch.nn.functional.conv2d(x.transpose(0, 1), ks[i][None, None]).transpose(0, 1)
+        torch.testing.assert_close(out[i : i + 1], ref, atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ noise, JPEG, USM
+
+
+def test_noise_has_zero_mean_and_the_requested_spread():
+    img = torch.full((4, 3, 128, 128), 0.5)
+    g = gen()
+    gauss = D.gaussian_noise(img, torch.tensor(20.0), g)
+    assert abs(gauss.mean().item()) < 3 * (20 / 255) / math.sqrt(gauss.numel())
+    assert gauss.std().item() == pytest.approx(20 / 255, rel=0.02)
+    pois = D.poisson_noise(img, 1.0, g)
+    # a constant image has 1 distinct value -> v = 1: Poisson(0.5)/1 - 0.5, mean 0, variance 0.5
+    assert abs(pois.mean().item()) < 3 * math.sqrt(0.5) / math.sqrt(pois.numel())
+    assert pois.var().item() == pytest.approx(0.5, rel=0.05)
+    real = photo("coffee", size=(128, 128)).expand(8, -1, -1, -1)
+    pois = D.poisson_noise(real, 1.0, g)
+    assert abs(pois.mean().item()) < 2e-3
+
+
+@pytest.mark.parametrize("gray", [0.0, 1.0])
+@pytest.mark.parametrize("gaussian", [0.0, 1.0])
+def test_gray_and_colour_noise(gray, gaussian):
+    st = replace(STAGE1, gray_noise_prob=gray, gaussian_noise_prob=gaussian, noise_range=(10, 10),
+                 poisson_scale_range=(1, 1))
+    img = photo("coffee", size=(64, 64)).expand(3, -1, -1, -1) * 0.5 + 0.25
+    out = D.add_noise(img, st, gen(), gen(1))
+    noise = out - img
+    assert noise.abs().mean() > 1e-3
+    inside = ((out > 0) & (out < 1)).all(1)  # where no channel was clamped, gray noise is equal in R, G, B
+    assert inside.float().mean() > 0.5
+    diff = (noise[:, 0] - noise[:, 1]).abs().amax(0) + (noise[:, 1] - noise[:, 2]).abs().amax(0)
+    same = bool((diff[inside.all(0)] < 1e-6).all())
+    assert same == (gray == 1.0)
+
+
+def test_lower_jpeg_quality_gives_larger_error():
+    img = photo("chelsea", size=(256, 256))
+    err = {q: (D.jpeg(img, torch.tensor([q])) - img).pow(2).mean().item() for q in (10, 50, 95)}
+    assert err[10] > err[50] > err[95] > 0
+
+
+def test_usm_sharpens_edges_and_leaves_flat_areas():
+    img = photo("astronaut", size=(128, 128))
+    sharp = D.usm_sharpen(img)
+    lap = lambda x: (x[..., 1:, :] - x[..., :-1, :]).abs().mean()
+    assert lap(sharp) > lap(img) * 1.05
+    flat = torch.full((1, 3, 64, 64), 0.3)
+    torch.testing.assert_close(D.usm_sharpen(flat), flat)
+
+
+# ------------------------------------------------------------------ the whole pipeline
+
+
+def test_shapes_range_and_quantization():
+    hr = torch.cat([photo(size=(256, 256)), photo("coffee", size=(256, 256))])
+    for name, cfg in PRESETS.items():
+        hr_t, lr = degrade(hr, cfg, gen())
+        assert hr_t.shape == (2, 3, 256, 256) and lr.shape == (2, 3, 64, 64), name
+        assert lr.min() >= 0 and lr.max() <= 1
+        torch.testing.assert_close(lr * 255, (lr * 255).round(), atol=1e-4, rtol=0)
+    hr_t, lr = degrade(photo(size=(259, 130)), RESSHIFT, gen())  # odd sizes: crop HR top-left to 256x128
+    assert hr_t.shape[-2:] == (256, 128) and lr.shape[-2:] == (64, 32)
+    torch.testing.assert_close(hr_t, photo(size=(256, 128)))
+    _, lr = degrade(photo(size=(37, 22)), replace(RESSHIFT, scale=2), gen())
+    assert lr.shape[-2:] == (18, 11)
+
+
+def test_usm_target_only_in_realesrgan_preset():
+    hr = photo(size=(128, 128))
+    torch.testing.assert_close(degrade(hr, RESSHIFT, gen())[0], hr)
+    assert not torch.allclose(degrade(hr, PRESETS["realesrgan"], gen())[0], hr)
+
+
+def test_deterministic_under_a_seed_and_different_across_seeds():
+    hr = torch.cat([photo(size=(128, 128)), photo("coffee", size=(128, 128))])
+    for cfg in PRESETS.values():
+        a = degrade(hr, cfg, gen(7))[1]
+        b = degrade(hr, cfg, gen(7))[1]
+        c = degrade(hr, cfg, gen(8))[1]
+        assert torch.equal(a, b)
+        assert not torch.equal(a, c)
+    torch.manual_seed(5)  # without a generator, torch's global seed decides
+    a = degrade(hr)[1]
+    torch.manual_seed(5)
+    assert torch.equal(a, degrade(hr)[1])
+
+
+class Spy:
+    """Record the calls degrade() makes to the pipeline's building blocks."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        for name in ("filter2d", "resize", "jpeg", "gaussian_noise", "poisson_noise"):
+            original = getattr(D, name)
+            monkeypatch.setattr(D, name, self._wrap(name, original))
+
+    def _wrap(self, name, fn):
+        def wrapped(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            detail = {"resize": lambda: (args[2], tuple(out.shape[-2:]))}.get(name, lambda: None)()
+            self.calls.append((name, detail))
+            return out
+
+        return wrapped
+
+    def names(self, include=("filter2d", "resize", "jpeg", "gaussian_noise", "poisson_noise")):
+        return [n for n, _ in self.calls if n in include]
+
+
+def run(monkeypatch, cfg, seed=0):
+    hr = photo(size=(128, 128)).expand(2, -1, -1, -1).contiguous()
+    spy = Spy(monkeypatch)
+    _, lr = degrade(hr, cfg, gen(seed))
+    assert lr.shape == (2, 3, 32, 32) and lr.min() >= 0 and lr.max() <= 1
+    return spy
+
+
+def test_second_stage_on_and_off(monkeypatch):
+    structure = ("filter2d", "resize", "jpeg")
+    off = run(monkeypatch, force(second_order_prob=0.0, final_order_prob=1.0)).names(structure)
+    assert off == ["filter2d", "resize", "jpeg", "resize", "filter2d", "jpeg"]
+    on = run(monkeypatch, force(second_order_prob=1.0, second_blur_prob=1.0, final_order_prob=1.0)).names(structure)
+    assert on == ["filter2d", "resize", "jpeg", "filter2d", "resize", "resize", "filter2d", "jpeg"]
+    no_blur = run(monkeypatch, force(second_order_prob=1.0, second_blur_prob=0.0, final_order_prob=1.0))
+    assert no_blur.names(structure) == ["filter2d", "resize", "jpeg", "resize", "resize", "filter2d", "jpeg"]
+
+
+def test_both_final_orders(monkeypatch):
+    structure = ("filter2d", "resize", "jpeg")
+    a = run(monkeypatch, force(second_order_prob=0.0, final_order_prob=1.0)).names(structure)
+    assert a[-3:] == ["resize", "filter2d", "jpeg"]
+    b = run(monkeypatch, force(second_order_prob=0.0, final_order_prob=0.0)).names(structure)
+    assert b[-3:] == ["jpeg", "resize", "filter2d"]
+
+
+@pytest.mark.parametrize("gaussian", [0.0, 1.0])
+def test_gaussian_or_poisson(monkeypatch, gaussian):
+    cfg = force(stage1=dict(gaussian_noise_prob=gaussian), stage2=dict(gaussian_noise_prob=gaussian),
+                second_order_prob=1.0)
+    names = run(monkeypatch, cfg).names()
+    used = "gaussian_noise" if gaussian else "poisson_noise"
+    unused = "poisson_noise" if gaussian else "gaussian_noise"
+    assert names.count(used) >= 2 and unused not in names
+
+
+@pytest.mark.parametrize("mode", ["area", "bilinear", "bicubic"])
+def test_each_resize_mode(monkeypatch, mode):
+    calls = run(monkeypatch, force(resize_modes=(mode,), second_order_prob=1.0)).calls
+    modes = [d[0] for n, d in calls if n == "resize"]
+    assert modes == [mode] * 3
+
+
+@pytest.mark.parametrize("direction,probs", [("up", (1, 0, 0)), ("down", (0, 1, 0)), ("keep", (0, 0, 1))])
+def test_resize_up_down_keep(monkeypatch, direction, probs):
+    ranges = dict(resize_prob=probs, resize_range=(0.5, 2.0))
+    cfg = force(stage1=ranges, stage2=ranges, second_order_prob=1.0)
+    sizes = [d[1][0] for n, d in run(monkeypatch, cfg).calls if n == "resize"]
+    stage1, stage2 = sizes[0], sizes[1]  # from the 128 HR size, and around the 32 LR size
+    expect = {"up": (stage1 > 128 and stage2 > 32), "down": (stage1 < 128 and stage2 < 32),
+              "keep": (stage1 == 128 and stage2 == 32)}
+    assert expect[direction], sizes
+    assert sizes[2] == 32  # the final resize always lands on the LR size
+
+
+def test_config_round_trips_through_json():
+    for cfg in PRESETS.values():
+        assert DegradationConfig.from_dict(json.loads(json.dumps(asdict(cfg)))) == cfg
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_batch_is_deterministic_and_valid():
+    hr = torch.cat([photo(size=(256, 256))] * 4).cuda()
+    for cfg in PRESETS.values():
+        _, a = degrade(hr, cfg, gen(1))
+        _, b = degrade(hr, cfg, gen(1))
+        assert a.device.type == "cuda" and a.shape == (4, 3, 64, 64)
+        assert torch.equal(a, b)
