@@ -446,11 +446,10 @@ def load_image(path):
 
 
 def save_png(img, path):
-    """Write a float (C,H,W) image in [0,1] (C = 1, 3 or 4) as an 8-bit PNG."""
-    from torchvision.io import write_png
-
+    """Write a float (C,H,W) image in [0,1] (C = 1, 3 or 4: gray, RGB, RGBA) as an 8-bit PNG."""
+    arr = (img.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().permute(1, 2, 0).numpy()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_png((img.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu(), str(path))
+    Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(path)
 
 
 def find_images(root):

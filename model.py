@@ -1,0 +1,432 @@
+"""
+model.py: the networks of VPD-SR and the diffusion process they live in.
+
+    codec        image <-> latent: pixel_unshuffle by 4 (default, no weights) or a diffusers autoencoder
+    schedule     η_1..η_T of ResShift, and the forward process x_t = x₀ + η_t·(y₀ − x₀) + κ·√η_t·ε
+    SRModel      the UNet f_θ(x_t, LR, t) → x̂₀ with its codec and schedule. The same class is
+                   the teacher: sampled in T steps (ancestral ResShift, or deterministic SinSR), and
+                   the student: the same network evaluated once, at t = T.
+    PatchGAN     the discriminator of the adversarial loss
+    checkpoints  save_checkpoint / load_checkpoint: one .pt file per trained network
+
+Symbols, as in the papers (ResShift, Yue et al. 2023; SinSR, Wang et al. 2024):
+    x₀ = encode(HR)             the latent of the high-resolution image
+    y₀ = encode(bicubic↑(LR))   the latent of the upscaled low-resolution image
+    e₀ = y₀ − x₀                the residual that diffusion shifts into the sample
+    η_t, t = 1..T               the shifting schedule, 0 < η_1 < ... < η_T ≈ 1 (η_0 = 0)
+    κ                           the noise scale
+    ε ~ N(0, I)                 the noise; given ε, the deterministic teacher is a function of (LR, ε)
+
+`python model.py` prints the two network presets and the √η_t table.
+"""
+
+import json
+import math
+import os
+import socket
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# ---------------------------------------------------------------------------------------------------
+# Settings: saved into every checkpoint, so that a file alone rebuilds its model
+# ---------------------------------------------------------------------------------------------------
+
+# UNet sizes. `base` is the network measured in METHOD.md §7 (74.2 M parameters); `tiny` (1.3 M) is for
+# tests and the CPU demo. Attention only at the two lowest resolutions (1/4 and 1/8 of the latent size),
+# where its cost, quadratic in the number of pixels, stays affordable.
+NETWORKS = {
+    "tiny": dict(block_out_channels=(32, 32, 64, 64), layers_per_block=1),
+    "base": dict(block_out_channels=(128, 256, 256, 512), layers_per_block=2),
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    preset: str = "base"  # network size: a key of NETWORKS
+    codec: str = "pixel"  # "pixel", or a diffusers VQModel / AutoencoderKL: hub id or local directory
+    codec_subfolder: str = ""  # e.g. "vqvae" inside a pipeline repository
+    scale: int = 4  # super-resolution factor
+    T: int = 15  # diffusion steps of the teacher
+    kappa: float = 2.0  # κ, the noise scale
+    p: float = 0.3  # the schedule's power
+    sqrt_eta_T: float = 0.99  # √η_T
+    min_noise_level: float = 0.04  # sets √η_1 = min(min_noise_level/κ, min_noise_level)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The codec: where the diffusion runs
+# ---------------------------------------------------------------------------------------------------
+
+
+class PixelCodec(nn.Module):
+    """Lossless and weight-free: pixel_unshuffle by the scale factor. An image (B,3,H,W) in [0,1] becomes a
+    (B,3·s²,H/s,W/s) latent in [−1,1]: for ×4 SR the latent has the LR image's size, so the LR image can
+    simply be concatenated to it (the role the f=4 VQGAN plays in ResShift)."""
+
+    pixel_range = True  # latent values are pixel values: selects the input normalization below
+
+    def __init__(self, scale=4):
+        super().__init__()
+        self.scale, self.factor, self.channels = scale, scale, 3 * scale * scale
+
+    def encode(self, img):
+        return F.pixel_unshuffle(img * 2 - 1, self.scale)
+
+    def decode(self, z):
+        return (F.pixel_shuffle(z, self.scale) + 1) / 2
+
+
+class AutoencoderCodec(nn.Module):
+    """A pretrained diffusers autoencoder (VQModel or AutoencoderKL), frozen, with the latent scaling
+    (and shift) its config defines: z = (E(2·img − 1) − shift) · scaling."""
+
+    pixel_range = False
+
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae.eval().requires_grad_(False)
+        cfg = vae.config
+        self.channels = cfg.latent_channels
+        self.factor = 2 ** (len(cfg.block_out_channels) - 1)
+        self.scaling = getattr(cfg, "scaling_factor", None) or 1.0
+        self.shift = getattr(cfg, "shift_factor", None) or 0.0
+
+    def encode(self, img):
+        out = self.vae.encode(img * 2 - 1)
+        h = out.latents if hasattr(out, "latents") else out.latent_dist.mode()  # VQModel / AutoencoderKL
+        return (h - self.shift) * self.scaling
+
+    def decode(self, z):
+        return (self.vae.decode(z / self.scaling + self.shift).sample + 1) / 2
+
+
+def hub_reachable(timeout=3.0):
+    """Whether the Hugging Face hub answers within `timeout` seconds. Checked before any download, so that
+    a machine without internet fails at once instead of retrying for half a minute."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_autoencoder(name, subfolder=""):
+    """A diffusers VQModel or AutoencoderKL from a local directory or a hub id (local cache first)."""
+    from diffusers import AutoencoderKL, VQModel
+
+    local_dir = Path(name).is_dir()
+    local_only = local_dir or not hub_reachable()
+    where = f"'{name}'" + (f" (subfolder '{subfolder}')" if subfolder else "")
+    try:
+        config = VQModel.load_config(name, subfolder=subfolder or None, local_files_only=local_only)
+        cls = {"VQModel": VQModel, "AutoencoderKL": AutoencoderKL}.get(config.get("_class_name"))
+        if cls is None:
+            raise ValueError(f"it is a {config.get('_class_name')}, not a VQModel or AutoencoderKL")
+        return cls.from_pretrained(name, subfolder=subfolder or None, local_files_only=local_only)
+    except Exception as e:  # diffusers and huggingface_hub raise OSError, ValueError, HTTP errors, ...
+        hint = ""
+        if local_only and not local_dir:
+            hint = " The Hugging Face hub cannot be reached from here, and the local cache does not hold it."
+        raise RuntimeError(
+            f"cannot load the autoencoder {where}: {str(e).rstrip('.')}.{hint}\n"
+            f"Pass a local directory instead (on a machine with internet: "
+            f"hf download {name} --local-dir DIR, then --vae DIR), "
+            f"or use the weight-free default codec (--vae pixel)."
+        ) from None
+
+
+def build_codec(cfg: ModelConfig):
+    if cfg.codec == "pixel":
+        return PixelCodec(cfg.scale)
+    codec = AutoencoderCodec(load_autoencoder(cfg.codec, cfg.codec_subfolder))
+    if codec.factor != cfg.scale:
+        raise ValueError(f"autoencoder '{cfg.codec}' downsamples by {codec.factor}, but ×{cfg.scale} SR needs a "
+                         f"factor of {cfg.scale} (so that the latent has the LR image's size)")
+    return codec
+
+
+# ---------------------------------------------------------------------------------------------------
+# The schedule
+# ---------------------------------------------------------------------------------------------------
+
+
+def eta_schedule(T=15, kappa=2.0, p=0.3, sqrt_eta_T=0.99, min_noise_level=0.04):
+    """η_0, η_1, ..., η_T (η_0 = 0, so that index t holds η_t) of ResShift:
+
+        √η_1 = min(min_noise_level/κ, min_noise_level)
+        b    = exp( ln(√η_T / √η_1) / (T − 1) )
+        β_t  = ((t − 1)/(T − 1))^p · (T − 1)
+        √η_t = √η_1 · b^β_t
+
+    A geometric progression of √η bent by the power p, which spends more steps near small η.
+    """
+    if T < 2:
+        raise ValueError(f"T = {T}: the schedule needs at least 2 steps")
+    sqrt_eta_1 = min(min_noise_level / kappa, min_noise_level)
+    b = math.exp(math.log(sqrt_eta_T / sqrt_eta_1) / (T - 1))
+    t = torch.arange(1, T + 1, dtype=torch.float64)
+    beta = ((t - 1) / (T - 1)) ** p * (T - 1)
+    sqrt_eta = sqrt_eta_1 * b**beta
+    return torch.cat([torch.zeros(1, dtype=torch.float64), sqrt_eta**2])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The model: teacher and student
+# ---------------------------------------------------------------------------------------------------
+
+
+def build_unet(preset, latent_channels):
+    """f_θ: a diffusers UNet2DModel whose input is [x_t (normalized), LR] and whose output is x̂₀."""
+    from diffusers import UNet2DModel
+
+    if preset not in NETWORKS:
+        raise ValueError(f"unknown network preset '{preset}' (choose from {', '.join(NETWORKS)})")
+    net = NETWORKS[preset]
+    n = len(net["block_out_channels"])
+    return UNet2DModel(
+        in_channels=latent_channels + 3, out_channels=latent_channels,
+        down_block_types=("DownBlock2D",) * (n - 2) + ("AttnDownBlock2D",) * 2,
+        up_block_types=("AttnUpBlock2D",) * 2 + ("UpBlock2D",) * (n - 2),
+        norm_num_groups=min(32, net["block_out_channels"][0]), attention_head_dim=8, **net,
+    )
+
+
+class SRModel(nn.Module):
+    """The network f_θ(x_t, LR, t) → x̂₀ together with its codec and schedule.
+
+    kind = "teacher": sampled in T steps by sample_deterministic / sample_ancestral.
+    kind = "student": the same network evaluated once: x̂₀ = f_φ(x_T, LR, T) with x_T = y₀ + κ√η_T·ε.
+    """
+
+    def __init__(self, cfg: ModelConfig, kind="teacher", codec=None):
+        super().__init__()
+        if kind not in ("teacher", "student"):
+            raise ValueError(f"kind must be 'teacher' or 'student', not '{kind}'")
+        self.cfg, self.kind = cfg, kind
+        self.codec = codec if codec is not None else build_codec(cfg)
+        self.net = build_unet(cfg.preset, self.codec.channels)
+        eta = eta_schedule(cfg.T, cfg.kappa, cfg.p, cfg.sqrt_eta_T, cfg.min_noise_level)
+        self.register_buffer("eta", eta.float(), persistent=False)  # rebuilt from cfg, not saved
+        # The UNet halves the latent len(blocks) − 1 times: inputs must be a multiple of this.
+        self.multiple = 2 ** (len(NETWORKS[cfg.preset]["block_out_channels"]) - 1)
+
+    # -- the codec and the LR condition
+
+    def encode(self, img):
+        return self.codec.encode(img)
+
+    def decode(self, z):
+        return self.codec.decode(z)
+
+    def encode_lr(self, lr):
+        """y₀ = encode(bicubic↑(LR)): the LR image, upscaled to the HR size, in latent space."""
+        up = F.interpolate(lr, scale_factor=self.cfg.scale, mode="bicubic", align_corners=False)
+        return self.encode(up.clamp(0, 1))
+
+    # -- the forward process
+
+    def q_sample(self, x0, y0, t, eps):
+        """x_t = x₀ + η_t·(y₀ − x₀) + κ·√η_t·ε, for a batch of timesteps t (B,) in 1..T."""
+        eta = self.eta[t].view(-1, 1, 1, 1)
+        return x0 + eta * (y0 - x0) + self.cfg.kappa * eta.sqrt() * eps
+
+    def prior_sample(self, y0, eps):
+        """x_T = y₀ + κ·√η_T·ε: where every sampler starts (the η_T·x₀ remainder of q_sample is dropped)."""
+        return y0 + self.cfg.kappa * self.eta[self.cfg.T].sqrt() * eps
+
+    def normalize_input(self, x_t, t):
+        """Bring x_t to unit scale before the network (ResShift): latents have variance ≈ 1 + κ²η_t,
+        pixel values a range of about ±(1 + 3κ√η_t)."""
+        eta = self.eta[t].view(-1, 1, 1, 1)
+        if self.codec.pixel_range:
+            return x_t / (3 * self.cfg.kappa * eta.sqrt() + 1)
+        return x_t / torch.sqrt(self.cfg.kappa**2 * eta + 1)
+
+    def forward(self, x_t, lr, t):
+        """x̂₀ = f_θ(x_t, LR, t). t: an int or a (B,) tensor of timesteps in 1..T."""
+        t = torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])
+        inp = torch.cat([self.normalize_input(x_t, t), lr * 2 - 1], dim=1)
+        return self.net(inp, t).sample
+
+    # -- inference
+
+    def timesteps(self, steps=None):
+        """The descending timesteps a sampler visits: all of T..1, or `steps` of them, evenly spaced."""
+        T = self.cfg.T
+        steps = T if steps is None else steps
+        if not 1 <= steps <= T:
+            raise ValueError(f"steps must be in 1..{T}, not {steps}")
+        return sorted({round(T - i * (T - 1) / max(steps - 1, 1)) for i in range(steps)}, reverse=True)
+
+    @torch.no_grad()
+    def upscale(self, lr, eps=None, steps=None, sampler="deterministic", generator=None):
+        """LR (B,3,h,w) in [0,1] -> SR (B,3,h·s,w·s) in [0,1]; h and w must be multiples of self.multiple.
+
+        The student takes one step; the teacher runs its sampler (all T steps unless `steps` says fewer).
+        ε is drawn from `generator` unless given.
+        """
+        y0 = self.encode_lr(lr)
+        if eps is None:
+            eps = torch.randn(y0.shape, generator=generator, device="cpu").to(y0)
+        if self.kind == "student" or steps == 1:
+            z = self(self.prior_sample(y0, eps), lr, self.cfg.T)
+        elif sampler == "deterministic":
+            z = sample_deterministic(self, y0, lr, eps, steps)
+        elif sampler == "ancestral":
+            z = sample_ancestral(self, y0, lr, eps, steps, generator)
+        else:
+            raise ValueError(f"unknown sampler '{sampler}' (deterministic or ancestral)")
+        return self.decode(z).clamp(0, 1)
+
+
+@torch.no_grad()
+def sample_deterministic(model, y0, lr, eps, steps=None):
+    """SinSR's deterministic sampler (a DDIM-like ODE for ResShift), from x_T = y₀ + κ√η_T·ε:
+
+        x_s = k·x̂₀ + m·x_t + j·y₀,   for consecutive visited timesteps t > s (s = t − 1 with all T steps)
+        m = √(η_s/η_t),   j = η_s − √(η_s·η_t),   k = 1 − η_s + √(η_s·η_t) − √(η_s/η_t)
+
+    Given ε the result is a deterministic function of (LR, ε): the target the student distills.
+    """
+    eta = model.eta
+    ts = model.timesteps(steps)
+    x = model.prior_sample(y0, eps)
+    for t, s in zip(ts, ts[1:] + [0]):  # s = 0 ends at η_0 = 0: m = j = 0, k = 1, so x = x̂₀
+        x0_hat = model(x, lr, t)
+        m = torch.sqrt(eta[s] / eta[t])
+        j = eta[s] - torch.sqrt(eta[s] * eta[t])
+        k = 1 - eta[s] + torch.sqrt(eta[s] * eta[t]) - m
+        x = k * x0_hat + m * x + j * y0
+    return x
+
+
+@torch.no_grad()
+def sample_ancestral(model, y0, lr, eps, steps=None, generator=None):
+    """ResShift's ancestral sampler, from x_T = y₀ + κ√η_T·ε: draw x_s from the posterior q(x_s | x_t, x̂₀),
+
+        mean = (η_s/η_t)·x_t + (α/η_t)·x̂₀,   variance = κ²·(η_s/η_t)·α,   α = η_t − η_s
+
+    with no noise on the last step (s = 0 gives mean = x̂₀ and variance 0).
+    """
+    eta, kappa = model.eta, model.cfg.kappa
+    ts = model.timesteps(steps)
+    x = model.prior_sample(y0, eps)
+    for t, s in zip(ts, ts[1:] + [0]):
+        x0_hat = model(x, lr, t)
+        alpha = eta[t] - eta[s]
+        x = (eta[s] / eta[t]) * x + (alpha / eta[t]) * x0_hat
+        if s > 0:
+            z = torch.randn(x.shape, generator=generator, device="cpu").to(x)
+            x = x + kappa * torch.sqrt(eta[s] / eta[t] * alpha) * z
+    return x
+
+
+def make_student(teacher: SRModel):
+    """The one-step student starts as a copy of the teacher's network (its EMA weights, as saved)."""
+    student = SRModel(teacher.cfg, kind="student", codec=teacher.codec)
+    student.net.load_state_dict(teacher.net.state_dict())
+    return student.to(teacher.eta.device)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The discriminator
+# ---------------------------------------------------------------------------------------------------
+
+
+class PatchGAN(nn.Module):
+    """The pix2pix / taming-transformers NLayerDiscriminator with spectral norm in place of batch norm:
+    three stride-2 4×4 convolutions, one stride-1, then a 1-channel 4×4 convolution giving one logit per
+    70×70 patch of the input. Takes images in [0,1] (mapped to [−1,1] inside)."""
+
+    def __init__(self, in_channels=3, width=64, n_strided=3):
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm  # keeps D 1-Lipschitz per layer: stable GAN training
+        layers, ch = [sn(nn.Conv2d(in_channels, width, 4, 2, 1)), nn.LeakyReLU(0.2)], width
+        for i in range(1, n_strided):
+            out = width * min(2**i, 8)
+            layers += [sn(nn.Conv2d(ch, out, 4, 2, 1)), nn.LeakyReLU(0.2)]
+            ch = out
+        out = width * min(2**n_strided, 8)
+        layers += [sn(nn.Conv2d(ch, out, 4, 1, 1)), nn.LeakyReLU(0.2), sn(nn.Conv2d(out, 1, 4, 1, 1))]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, img):
+        return self.layers(img * 2 - 1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------------
+
+FORMAT = "vpdsr-checkpoint-v1"
+
+
+def save_checkpoint(path, model: SRModel, **extra):
+    """One .pt file: the network's kind, its full config and the weights to use for inference (the EMA
+    weights, when training keeps an EMA). Written to a temporary file, then renamed, so that a crash
+    during the save never leaves a broken file behind. A diffusers codec is stored by name, not weights."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    obj = {"format": FORMAT, "kind": model.kind, "config": asdict(model.cfg), "weights": model.net.state_dict(),
+           **extra}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path):
+    """The raw dictionary of a checkpoint file, or an error that names the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, unpickling error, ...
+        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {e}") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a vpdsr checkpoint (expected a file written by train.py)")
+    return obj
+
+
+def load_checkpoint(path, kind=None, device="cpu", vae=None):
+    """Rebuild the SRModel saved in `path` from the file alone, in eval mode. `kind` ('teacher' or
+    'student'), if given, is enforced. `vae` points a diffusers codec at another copy of the same
+    autoencoder (a local directory). Keys of compiled (`_orig_mod.`) or DDP (`module.`) networks are
+    accepted."""
+    obj = read_checkpoint(path)
+    if kind is not None and obj["kind"] != kind:
+        raise ValueError(f"{path} holds a {obj['kind']}, but a {kind} checkpoint is expected here")
+    cfg = ModelConfig(**obj["config"])
+    if vae is not None:
+        cfg = ModelConfig(**{**obj["config"], "codec": vae})
+    model = SRModel(cfg, kind=obj["kind"])
+    weights = {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in obj["weights"].items()}
+    try:
+        model.net.load_state_dict(weights)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: the weights do not fit the network its config describes: {e}") from None
+    return model.to(device).eval()
+
+
+def describe(model: SRModel):
+    """One line about a model, for logs."""
+    n = sum(p.numel() for p in model.net.parameters())
+    c = model.cfg
+    return (f"{model.kind}: {c.preset} UNet ({n / 1e6:.1f} M parameters), codec {c.codec}, ×{c.scale}, "
+            f"T={c.T}, κ={c.kappa}")
+
+
+if __name__ == "__main__":
+    for preset in NETWORKS:
+        print(describe(SRModel(ModelConfig(preset=preset))))
+    print(json.dumps({t: round(math.sqrt(e), 4) for t, e in enumerate(eta_schedule().tolist())}))

@@ -1,0 +1,341 @@
+"""
+sample.py: upscale images ×4 with the one-step VPD-SR student, or with its multi-step teacher.
+
+    python sample.py photo.jpg                                  # newest runs/*/student.pt -> results/photo_x4.png
+    python sample.py photos/ more.png -o results/mine --ckpt runs/vpdsr/student.pt
+    python sample.py photo.jpg --ckpt runs/vpdsr/teacher.pt --steps 15        # the teacher, for comparison
+    python sample.py huge.png --tile 256 --tile-overlap 32 --color-fix wavelet
+    python sample.py photos/ --benchmark                        # latency, images/s and peak memory
+
+Every output is an 8-bit PNG of exactly 4× the input's width and height: the input is padded to what the
+network needs and the output cropped back, never resized. The noise ε is drawn from --seed, so a result
+is reproducible. Large images are split into overlapping tiles blended with Gaussian weights; ε is drawn
+once for the whole image and cropped per tile, so tiling changes the result as little as possible.
+"""
+
+import argparse
+import glob
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from degrade import find_images, load_image, save_png
+from model import load_checkpoint
+
+# ---------------------------------------------------------------------------------------------------
+# Colour correction: diffusion outputs can drift in colour; these pull them back towards the input
+# ---------------------------------------------------------------------------------------------------
+
+
+def adain_color_fix(sr, ref):
+    """Match each channel's mean and standard deviation to the reference's (adaptive instance norm)."""
+    mu_s, std_s = sr.mean((-2, -1), keepdim=True), sr.std((-2, -1), keepdim=True) + 1e-6
+    mu_r, std_r = ref.mean((-2, -1), keepdim=True), ref.std((-2, -1), keepdim=True)
+    return (sr - mu_s) / std_s * std_r + mu_r
+
+
+def wavelet_split(img, levels=5):
+    """(high, low) with img = high + low: low is img blurred by an à-trous wavelet pyramid (a 3×3
+    binomial kernel dilated by 1, 2, 4, ...), high is everything that the blurs removed."""
+    k = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=img.dtype, device=img.device) / 16
+    k = k.expand(img.shape[1], 1, 3, 3)
+    high, low = torch.zeros_like(img), img
+    for i in range(levels):
+        d = 2**i
+        blurred = F.conv2d(F.pad(low, (d, d, d, d), mode="replicate"), k, groups=img.shape[1], dilation=d)
+        high, low = high + (low - blurred), blurred
+    return high, low
+
+
+def wavelet_color_fix(sr, ref):
+    """Low frequencies (colour, shading) from the reference, high frequencies (detail) from the output."""
+    return wavelet_split(sr)[0] + wavelet_split(ref)[1]
+
+
+COLOR_FIXES = {"none": None, "wavelet": wavelet_color_fix, "adain": adain_color_fix}
+
+# ---------------------------------------------------------------------------------------------------
+# Upscaling one image: pad, tile, blend, crop
+# ---------------------------------------------------------------------------------------------------
+
+
+def pad_to_multiple(img, m):
+    """Pad (bottom, right) to a multiple of m: reflect where the image is large enough, else replicate."""
+    h, w = img.shape[-2:]
+    ph, pw = -h % m, -w % m
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(img, (0, pw, 0, ph), mode=mode) if ph or pw else img
+
+
+def tile_starts(size, tile, step):
+    """Start offsets of overlapping tiles covering [0, size); the last tile ends at the border."""
+    if size <= tile:
+        return [0]
+    return list(range(0, size - tile, step)) + [size - tile]
+
+
+def gaussian_weights(h, w, device):
+    """Blending weights of one output tile: a 2-D Gaussian, highest at the centre (σ = a quarter side),
+    so that each pixel comes mostly from the tile in which it is furthest from an edge."""
+    y = torch.arange(h, device=device, dtype=torch.float32) - (h - 1) / 2
+    x = torch.arange(w, device=device, dtype=torch.float32) - (w - 1) / 2
+    return torch.exp(-(y[:, None] ** 2) / (2 * (h / 4) ** 2) - x[None] ** 2 / (2 * (w / 4) ** 2))
+
+
+@torch.no_grad()
+def upscale_image(model, rgb, steps=None, sampler="deterministic", seed=0, tile=0, overlap=32,
+                  dtype=torch.float32, color_fix="none"):
+    """rgb (3,h,w) in [0,1] -> (3,s·h,s·w) in [0,1]. tile > 0 splits the (padded) LR input into tiles of
+    at most tile × tile pixels, overlapping by `overlap`."""
+    device, s, m = model.eta.device, model.cfg.scale, model.multiple
+    h, w = rgb.shape[-2:]
+    lr = pad_to_multiple(rgb[None].to(device), m)
+    H, W = lr.shape[-2:]
+    g = torch.Generator().manual_seed(seed)
+    # ε for the whole image, at the latent size (= the LR size: the codec downsamples by s), on the CPU so
+    # that a seed gives the same ε on every device.
+    eps = torch.randn((1, model.codec.channels, H, W), generator=g).to(device)
+    tile = max(m, tile // m * m) if tile else max(H, W)
+    step = max(tile - overlap, m)
+    out = torch.zeros((1, 3, H * s, W * s), device=device)
+    weight = torch.zeros((1, 1, H * s, W * s), device=device)
+    for y in tile_starts(H, tile, step):
+        for x in tile_starts(W, tile, step):
+            th, tw = min(tile, H), min(tile, W)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                sr = model.upscale(lr[..., y : y + th, x : x + tw], eps[..., y : y + th, x : x + tw],
+                                   steps=steps, sampler=sampler, generator=g)
+            wgt = gaussian_weights(th * s, tw * s, device)
+            out[..., y * s : (y + th) * s, x * s : (x + tw) * s] += sr.float() * wgt
+            weight[..., y * s : (y + th) * s, x * s : (x + tw) * s] += wgt
+    sr = (out / weight)[..., : h * s, : w * s]
+    if COLOR_FIXES[color_fix] is not None:
+        ref = F.interpolate(rgb[None].to(device), scale_factor=s, mode="bicubic", align_corners=False).clamp(0, 1)
+        sr = COLOR_FIXES[color_fix](sr, ref)
+    return sr[0].clamp(0, 1).cpu()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Memory: choose tiling when a whole image would not fit
+# ---------------------------------------------------------------------------------------------------
+
+
+def available_memory(device):
+    """Free bytes on the GPU, or available RAM for the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: assume plenty
+        return 1 << 40
+
+
+@torch.no_grad()
+def activation_bytes_per_pixel(model, dtype):
+    """An upper bound on the activation memory of one network evaluation per LR pixel: the sum of the
+    outputs of every layer on a small probe input (in reality most of them are freed on the way)."""
+    total = [0]
+    hooks = [mod.register_forward_hook(lambda _m, _i, o: total.__setitem__(0, total[0] + o.numel() * o.element_size()))
+             for mod in model.net.modules() if not list(mod.children())]
+    side = 4 * model.multiple
+    lr = torch.rand((1, 3, side, side), device=model.eta.device)
+    try:
+        with torch.autocast(lr.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            model(model.encode_lr(lr), lr, model.cfg.T)
+    finally:
+        for hk in hooks:
+            hk.remove()
+    return total[0] / side**2
+
+
+def auto_tile(model, rgb_shape, per_px, tile, budget_fraction=0.5):
+    """The tile size to use: the requested one (0 = whole image) when it fits in `budget_fraction` of the
+    free memory (at per_px bytes per LR pixel), else the largest that does (a multiple of the network's
+    size multiple, at least 4 of them)."""
+    budget = budget_fraction * available_memory(model.eta.device)
+    h, w = rgb_shape[-2:]
+    need = per_px * (min(tile, h) * min(tile, w) if tile else h * w)
+    if need <= budget:
+        return tile
+    side = int((budget / per_px) ** 0.5) // model.multiple * model.multiple
+    return max(side, 4 * model.multiple)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------------
+
+
+def upscale_fitting(model, rgb, per_px, steps, dtype, args, name="", quiet=False):
+    """upscale_image with the tiles of --tile, smaller ones when those would not fit in memory, and,
+    should the GPU still run out of memory, half-size tiles until they fit."""
+    from tqdm import tqdm
+
+    say = (lambda msg: None) if quiet else tqdm.write
+    tile = auto_tile(model, rgb.shape, per_px, args.tile)
+    if tile != args.tile:
+        say(f"{name}: {rgb.shape[-1]}x{rgb.shape[-2]} at once would not fit in memory: tiles of {tile}x{tile}")
+    while True:
+        try:
+            return upscale_image(model, rgb, steps, args.sampler, args.seed, tile, args.tile_overlap, dtype,
+                                 args.color_fix)
+        except torch.cuda.OutOfMemoryError:  # the estimate was optimistic
+            tile = (tile or max(rgb.shape[-2:])) // 2
+            if tile < 4 * model.multiple:
+                raise
+            torch.cuda.empty_cache()
+            say(f"{name}: out of GPU memory, retrying with tiles of {tile}x{tile}")
+
+
+def resolve_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda, but PyTorch sees no CUDA GPU (use --device cpu)")
+    return torch.device(name)
+
+
+def resolve_precision(name, device):
+    """The autocast dtype: bf16 on a CUDA GPU that supports it (auto), else fp32. Half precision on the
+    CPU falls back to fp32: half-precision convolutions are unsupported or very slow there."""
+    if device.type != "cuda":
+        if name in ("bf16", "fp16"):
+            print(f"note: --precision {name} is not used on the CPU; running in fp32")
+        return torch.float32
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+
+
+def newest_student():
+    found = sorted(glob.glob(os.path.join("runs", "*", "student.pt")), key=os.path.getmtime)
+    if not found:
+        raise SystemExit("error: no checkpoint given and none found at runs/*/student.pt.\n"
+                         "Train one (a few minutes on a CPU): python train.py --data demo --preset tiny\n"
+                         "or pass one with --ckpt PATH.")
+    return found[-1]
+
+
+def plan_outputs(inputs, outdir, scale):
+    """[(source, output path or None, error or None)]: files as given, folders searched recursively (their
+    sub-folders mirrored under outdir). Never maps an output onto an input, or two inputs onto one output."""
+    pairs = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            pairs += [(p, outdir / p.relative_to(item).parent / f"{p.stem}_x{scale}.png") for p in find_images(item)]
+        else:
+            pairs.append((item, outdir / f"{item.stem}_x{scale}.png"))
+    sources = {p.resolve() for p, _ in pairs}
+    seen, plan = set(), []
+    for src, out in pairs:
+        if not src.exists():
+            plan.append((src, None, f"{src}: no such file or folder"))
+        elif out.resolve() in sources:
+            plan.append((src, None, f"{src}: its output {out} would overwrite an input file; choose another -o"))
+        elif out.resolve() in seen:
+            plan.append((src, None, f"{src}: another input already writes {out}; rename one of them"))
+        else:
+            seen.add(out.resolve())
+            plan.append((src, out, None))
+    return plan
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (searched recursively)")
+    ap.add_argument("-o", "--out", default="results", help="output folder")
+    ap.add_argument("--ckpt", help="checkpoint (student.pt or teacher.pt); default: the newest runs/*/student.pt")
+    ap.add_argument("--steps", type=int, help="network evaluations: 1 = one step (default for a student); "
+                    "N > 1 runs a teacher's sampler (default for a teacher: all T steps)")
+    ap.add_argument("--sampler", choices=["deterministic", "ancestral"], default="deterministic",
+                    help="the teacher's sampler (SinSR's ODE, or ResShift's stochastic one)")
+    ap.add_argument("--tile", type=int, default=256, help="LR tile size in pixels (smaller ones are chosen when a "
+                    "tile would not fit in memory); 0 = the whole image at once, if it fits")
+    ap.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles, in LR pixels")
+    ap.add_argument("--color-fix", choices=list(COLOR_FIXES), default="none",
+                    help="wavelet: low frequencies from the bicubic upscale; adain: channel statistics of the input")
+    ap.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
+                    help="auto = bf16 on a CUDA GPU that supports it, else fp32")
+    ap.add_argument("--vae", help="a local copy of the checkpoint's autoencoder, when its hub id cannot be reached")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the network (pays off for many images)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the noise ε")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ap.add_argument("--benchmark", action="store_true",
+                    help="after a warm-up, print per-image latency, images/s and peak memory")
+    args = ap.parse_args(argv)
+
+    device = resolve_device(args.device)
+    dtype = resolve_precision(args.precision, device)
+    ckpt = args.ckpt or newest_student()
+    try:
+        model = load_checkpoint(ckpt, device=device, vae=args.vae)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise SystemExit(f"error: {e}") from None
+    steps = args.steps or (1 if model.kind == "student" else model.cfg.T)
+    if steps > 1 and model.kind == "student":
+        raise SystemExit(f"error: --steps {steps} runs a teacher's sampler, but {ckpt} is a student; "
+                         "pass a teacher checkpoint (runs/<name>/teacher.pt) or use --steps 1")
+    if args.compile:
+        model.net = torch.compile(model.net)
+    what = "one step" if steps == 1 else f"{steps} steps, {args.sampler} sampler"
+    print(f"{ckpt}: {model.kind}, {what}, {device}, {str(dtype).removeprefix('torch.')}")
+
+    from tqdm import tqdm
+
+    plan = plan_outputs(args.inputs, Path(args.out), model.cfg.scale)
+    failed, times = [e for _, _, e in plan if e], []
+    todo = [(src, out) for src, out, e in plan if not e]
+    per_px = activation_bytes_per_pixel(model, dtype) if todo else 0  # for choosing tiles that fit
+    if args.benchmark and todo:  # warm-up (and compilation) on the first image, untimed
+        upscale_fitting(model, load_image(todo[0][0])[0], per_px, steps, dtype, args, quiet=True)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+    for src, out in tqdm(todo, desc="upscaling", unit="img", disable=len(todo) < 2):
+        try:
+            rgb, alpha = load_image(src)
+        except ValueError as e:
+            failed.append(str(e))
+            continue
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        sr = upscale_fitting(model, rgb, per_px, steps, dtype, args, name=src)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append((src, rgb.shape, time.perf_counter() - t0))
+        if alpha is not None:  # transparency is not super-resolved, just upscaled
+            alpha = F.interpolate(alpha[None], scale_factor=model.cfg.scale, mode="bicubic", align_corners=False)[0]
+            sr = torch.cat([sr, alpha.clamp(0, 1)])
+        save_png(sr, out)
+    if args.benchmark:
+        print_benchmark(times, device, model.cfg.scale)
+    print(f"wrote {len(times)} image(s) to {args.out}/")
+    for e in failed:
+        print(f"error: {e}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def print_benchmark(times, device, scale):
+    print(f"\n{'image':<32}{'input':>12}{'output':>12}{'ms':>10}")
+    for src, shape, t in times:
+        h, w = shape[-2:]
+        print(f"{Path(src).name[:31]:<32}{f'{w}x{h}':>12}{f'{scale * w}x{scale * h}':>12}{1000 * t:>10.1f}")
+    if not times:
+        return
+    total = sum(t for *_, t in times)
+    if device.type == "cuda":
+        peak = f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB (GPU, allocated)"
+    else:
+        import resource  # POSIX only; peak resident memory of this process, in KiB on Linux
+
+        peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (process RSS)"
+    print(f"mean {1000 * total / len(times):.1f} ms/image, {len(times) / total:.2f} images/s, peak memory {peak}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Tests of model.py: schedule, forward process, samplers, codecs, networks, checkpoints. CPU, seconds.
+
+    python -m pytest tests/test_model.py
+"""
+
+import math
+import time
+
+import pytest
+import skimage.data
+import torch
+
+import model as M
+from model import ModelConfig, SRModel
+
+# √η_t for t = 1..15 as listed in METHOD.md §3 (ResShift's defaults: T=15, κ=2, p=0.3)
+LISTED = [0.02, 0.1172, 0.1763, 0.2336, 0.2916, 0.3510, 0.4124, 0.4759, 0.5417, 0.6099, 0.6807, 0.7540,
+          0.8300, 0.9086, 0.99]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return SRModel(ModelConfig(preset="tiny")).eval()
+
+
+def photo(name="astronaut", size=64):
+    img = torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1).float()[None] / 255
+    return img[..., :size, :size]
+
+
+# ------------------------------------------------------------------ schedule and forward process
+
+
+def test_eta_matches_the_listed_values():
+    eta = M.eta_schedule()
+    assert eta.shape == (16,) and eta[0] == 0
+    assert eta[1:].sqrt().tolist() == pytest.approx(LISTED, abs=1e-4)
+
+
+@pytest.mark.parametrize("T,kappa,p", [(15, 2.0, 0.3), (4, 1.0, 0.8), (50, 0.5, 1.0)])
+def test_eta_matches_an_independent_form_of_the_formula(T, kappa, p):
+    # b^β_t = (√η_T/√η_1)^(((t−1)/(T−1))^p): the same schedule, written without b and β
+    s1 = min(0.04 / kappa, 0.04)
+    expected = [(s1 * (0.99 / s1) ** (((t - 1) / (T - 1)) ** p)) ** 2 for t in range(1, T + 1)]
+    assert M.eta_schedule(T, kappa, p)[1:].tolist() == pytest.approx(expected, rel=1e-12)
+    assert (M.eta_schedule(T, kappa, p).diff() > 0).all()
+
+
+def test_forward_process_moments(tiny):
+    """Over many ε, x_t has mean x₀ + η_t(y₀ − x₀) and variance κ²η_t."""
+    x0, y0 = torch.rand(1, 4, 3, 3) * 2 - 1, torch.rand(1, 4, 3, 3) * 2 - 1
+    n = 40000
+    g = torch.Generator().manual_seed(0)
+    for t in (1, 7, 15):
+        eps = torch.randn((n, 4, 3, 3), generator=g)
+        xt = tiny.q_sample(x0.expand(n, -1, -1, -1), y0.expand(n, -1, -1, -1), torch.full((n,), t), eps)
+        eta = tiny.eta[t].item()
+        torch.testing.assert_close(xt.mean(0), (x0 + eta * (y0 - x0))[0], atol=4 * 2 * math.sqrt(eta / n), rtol=0)
+        torch.testing.assert_close(xt.var(0), torch.full((4, 3, 3), 4 * eta), rtol=0.05, atol=0)
+
+
+def test_prior_sample_is_y0_plus_scaled_noise(tiny):
+    y0, eps = torch.rand(2, 48, 4, 4), torch.randn(2, 48, 4, 4)
+    torch.testing.assert_close(tiny.prior_sample(y0, eps), y0 + 2 * 0.99 * eps)
+
+
+def test_input_normalization(tiny):
+    x, t = torch.ones(2, 48, 2, 2), torch.tensor([1, 15])
+    out = tiny.normalize_input(x, t)  # the pixel codec: divide by 3κ√η_t + 1
+    assert out[0].mean().item() == pytest.approx(1 / (3 * 2 * 0.02 + 1))
+    assert out[1].mean().item() == pytest.approx(1 / (3 * 2 * 0.99 + 1))
+
+
+# ------------------------------------------------------------------ samplers
+
+
+class Oracle(SRModel):
+    """A 'network' that knows the answer: it returns the true x₀ whatever it is asked."""
+
+    def forward(self, x_t, lr, t):
+        self.calls.append(int(torch.as_tensor(t).flatten()[0]))
+        return self.x0.expand_as(x_t)
+
+
+@pytest.mark.parametrize("sampler", [M.sample_deterministic, M.sample_ancestral])
+@pytest.mark.parametrize("steps", [None, 4, 1])
+def test_samplers_end_exactly_at_x0_with_a_perfect_network(sampler, steps):
+    m = Oracle(ModelConfig(preset="tiny"))
+    m.x0, m.calls = torch.rand(1, 48, 8, 8) * 2 - 1, []
+    y0, eps = torch.rand(1, 48, 8, 8) * 2 - 1, torch.randn(1, 48, 8, 8)
+    kwargs = {"generator": torch.Generator().manual_seed(0)} if sampler is M.sample_ancestral else {}
+    out = sampler(m, y0, torch.rand(1, 3, 8, 8), eps, steps, **kwargs)
+    torch.testing.assert_close(out, m.x0, atol=1e-5, rtol=0)
+    assert m.calls == m.timesteps(steps) and m.calls[0] == 15 and len(m.calls) == (steps or 15)
+
+
+class Linear(SRModel):
+    """A 'network' whose answer depends on its input, so that the end of a trajectory depends on every step."""
+
+    def forward(self, x_t, lr, t):
+        return 0.5 * x_t + 0.01 * int(t)
+
+
+def test_samplers_follow_their_formulas_step_by_step():
+    """Both samplers against the formulas of METHOD.md §3, evaluated by hand in float64."""
+    m = Linear(ModelConfig(preset="tiny"))
+    y0, eps = torch.full((1, 1, 1, 1), -0.5), torch.full((1, 1, 1, 1), 0.7)
+    eta = M.eta_schedule().tolist()
+    det = anc = -0.5 + 2 * math.sqrt(eta[15]) * 0.7  # x_T = y₀ + κ√η_T·ε
+    g = torch.Generator().manual_seed(3)
+    for t in range(15, 0, -1):
+        s = t - 1
+        x0 = 0.5 * det + 0.01 * t
+        det = ((1 - eta[s] + math.sqrt(eta[s] * eta[t]) - math.sqrt(eta[s] / eta[t])) * x0
+               + math.sqrt(eta[s] / eta[t]) * det + (eta[s] - math.sqrt(eta[s] * eta[t])) * -0.5)
+        x0 = 0.5 * anc + 0.01 * t
+        alpha = eta[t] - eta[s]
+        anc = eta[s] / eta[t] * anc + alpha / eta[t] * x0
+        if s > 0:
+            anc += 2 * math.sqrt(eta[s] / eta[t] * alpha) * torch.randn((1, 1, 1, 1), generator=g).item()
+    assert M.sample_deterministic(m, y0, None, eps).item() == pytest.approx(det, abs=1e-5)
+    out = M.sample_ancestral(m, y0, None, eps, generator=torch.Generator().manual_seed(3))
+    assert out.item() == pytest.approx(anc, abs=1e-5)
+    assert det != pytest.approx(anc, abs=1e-3)
+
+
+def test_samplers_are_reproducible_and_use_the_network(tiny):
+    lr = photo(size=32)
+    a = tiny.upscale(lr, steps=3, sampler="ancestral", generator=torch.Generator().manual_seed(1))
+    b = tiny.upscale(lr, steps=3, sampler="ancestral", generator=torch.Generator().manual_seed(1))
+    c = tiny.upscale(lr, steps=3, sampler="ancestral", generator=torch.Generator().manual_seed(2))
+    assert a.shape == (1, 3, 128, 128) and torch.equal(a, b) and not torch.equal(a, c)
+    d1 = tiny.upscale(lr, steps=3, generator=torch.Generator().manual_seed(1))
+    d2 = tiny.upscale(lr, steps=3, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(d1, d2) and not torch.equal(d1, a)
+
+
+def test_timesteps():
+    m = SRModel(ModelConfig(preset="tiny", T=15))
+    assert m.timesteps() == list(range(15, 0, -1))
+    assert m.timesteps(1) == [15]
+    assert m.timesteps(4) == [15, 10, 6, 1]
+    with pytest.raises(ValueError, match="1..15"):
+        m.timesteps(16)
+
+
+def test_student_is_one_step_of_the_copied_teacher(tiny):
+    student = M.make_student(tiny)
+    assert student.kind == "student" and student.codec is tiny.codec
+    for a, b in zip(student.net.parameters(), tiny.net.parameters()):
+        assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()  # a copy, not shared storage
+    lr, eps = photo(size=16), torch.randn(1, 48, 16, 16)
+    y0 = tiny.encode_lr(lr)
+    expected = tiny.decode(tiny(tiny.prior_sample(y0, eps), lr, 15)).clamp(0, 1)
+    torch.testing.assert_close(student.upscale(lr, eps), expected)
+    torch.testing.assert_close(tiny.upscale(lr, eps, steps=1), expected)
+
+
+# ------------------------------------------------------------------ codecs
+
+
+def test_pixel_codec_round_trip_is_exact():
+    codec = M.PixelCodec(4)
+    img = photo(size=64)
+    z = codec.encode(img)
+    assert z.shape == (1, 48, 16, 16) and z.min() >= -1 and z.max() <= 1
+    back = codec.decode(z)
+    assert torch.equal((back * 255).round(), (img * 255).round())
+    torch.testing.assert_close(back, img, atol=1e-6, rtol=0)
+
+
+def tiny_autoencoder(kind, factor_levels=3):
+    from diffusers import AutoencoderKL, VQModel
+
+    common = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * factor_levels,
+                  up_block_types=("UpDecoderBlock2D",) * factor_levels, block_out_channels=(8,) * factor_levels,
+                  layers_per_block=1, norm_num_groups=8, sample_size=32)
+    torch.manual_seed(0)
+    if kind == "vq":
+        return VQModel(latent_channels=3, num_vq_embeddings=16, vq_embed_dim=3, **common)
+    return AutoencoderKL(latent_channels=4, **common)
+
+
+@pytest.mark.parametrize("kind", ["vq", "kl"])
+def test_diffusers_autoencoder_codec_from_disk(tmp_path, kind):
+    tiny_autoencoder(kind).save_pretrained(tmp_path / "repo" / "vae")
+    cfg = ModelConfig(preset="tiny", codec=str(tmp_path / "repo"), codec_subfolder="vae")
+    m = SRModel(cfg)
+    assert isinstance(m.codec, M.AutoencoderCodec) and not m.codec.pixel_range
+    channels = 3 if kind == "vq" else 4
+    assert m.codec.channels == channels and m.codec.scaling == pytest.approx(0.18215)
+    img = photo(size=64)
+    z = m.encode(img)
+    assert z.shape == (1, channels, 16, 16)
+    assert m.decode(z).shape == (1, 3, 64, 64)
+    assert not any(p.requires_grad for p in m.codec.parameters())  # frozen
+    out = m.upscale(photo(size=16), generator=torch.Generator().manual_seed(0))
+    assert out.shape == (1, 3, 64, 64)
+    # the same model, loaded again from disk, encodes identically
+    again = M.build_codec(cfg)
+    torch.testing.assert_close(again.encode(img), z)
+
+
+def test_autoencoder_of_the_wrong_factor_is_refused(tmp_path):
+    tiny_autoencoder("kl", factor_levels=4).save_pretrained(tmp_path / "f8")
+    with pytest.raises(ValueError, match="downsamples by 8"):
+        M.build_codec(ModelConfig(codec=str(tmp_path / "f8")))
+
+
+def test_unreachable_weights_fail_fast_with_advice(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    t0 = time.perf_counter()
+    with pytest.raises(RuntimeError) as err:
+        M.build_codec(ModelConfig(codec="someone/some-vae", codec_subfolder="vqvae"))
+    assert time.perf_counter() - t0 < 10
+    msg = str(err.value)
+    assert "someone/some-vae" in msg and "--vae pixel" in msg and "--vae DIR" in msg
+    assert not M.hub_reachable()
+
+
+# ------------------------------------------------------------------ networks
+
+
+def test_network_presets():
+    n = lambda preset: sum(p.numel() for p in M.build_unet(preset, 48).parameters())  # noqa: E731
+    assert n("tiny") <= 3e6
+    assert 70e6 <= n("base") <= 80e6
+    net = M.build_unet("base", 48)
+    assert net.config.block_out_channels == (128, 256, 256, 512) and net.config.layers_per_block == 2
+    assert [b.__class__.__name__ for b in net.down_blocks] == ["DownBlock2D", "DownBlock2D", "AttnDownBlock2D",
+                                                                "AttnDownBlock2D"]
+
+
+def test_network_input_is_latent_plus_lr(tiny):
+    assert tiny.net.config.in_channels == 48 + 3 and tiny.net.config.out_channels == 48
+    x0_hat = tiny(torch.randn(2, 48, 16, 16), torch.rand(2, 3, 16, 16), torch.tensor([3, 15]))
+    assert x0_hat.shape == (2, 48, 16, 16)
+
+
+def test_patchgan_receptive_field_is_70():
+    d = M.PatchGAN()
+    assert sum(isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2) for m in d.modules()) == 3
+    assert all(hasattr(m, "parametrizations") for m in d.modules() if isinstance(m, torch.nn.Conv2d))
+    img = torch.rand(1, 3, 160, 160, requires_grad=True)
+    logits = d(img)
+    assert logits.shape == (1, 1, 18, 18)
+    logits[0, 0, 9, 9].backward()
+    rows = img.grad.abs().sum((0, 1, 3)).nonzero()
+    cols = img.grad.abs().sum((0, 1, 2)).nonzero()
+    assert rows.max() - rows.min() + 1 == 70 and cols.max() - cols.min() + 1 == 70
+
+
+# ------------------------------------------------------------------ checkpoints
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, tiny):
+    path = tmp_path / "run" / "teacher.pt"
+    M.save_checkpoint(path, tiny, step=7)
+    assert not list(path.parent.glob("*.tmp"))
+    loaded = M.load_checkpoint(path, kind="teacher")
+    assert loaded.cfg == tiny.cfg and loaded.kind == "teacher" and not loaded.training
+    lr, eps = photo(size=16), torch.randn(1, 48, 16, 16)
+    assert torch.equal(loaded.upscale(lr, eps, steps=2), tiny.upscale(lr, eps, steps=2))
+    assert M.read_checkpoint(path)["step"] == 7
+
+
+def test_compiled_and_ddp_prefixes_are_stripped(tmp_path, tiny):
+    path = tmp_path / "s.pt"
+    M.save_checkpoint(path, tiny)
+    obj = torch.load(path, weights_only=True)
+    obj["weights"] = {"_orig_mod." + k: v for k, v in obj["weights"].items()}
+    torch.save(obj, path)
+    M.load_checkpoint(path)
+    obj["weights"] = {"module." + k.removeprefix("_orig_mod."): v for k, v in obj["weights"].items()}
+    torch.save(obj, path)
+    M.load_checkpoint(path)
+
+
+def test_bad_checkpoints_are_refused_by_name(tmp_path, tiny):
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        M.load_checkpoint(tmp_path / "missing.pt")
+    good = tmp_path / "teacher.pt"
+    M.save_checkpoint(good, tiny)
+    cut = tmp_path / "truncated.pt"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ValueError, match="truncated.pt.*truncated or corrupt"):
+        M.load_checkpoint(cut)
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(ValueError, match="other.pt is not a vpdsr checkpoint"):
+        M.load_checkpoint(other)
+    with pytest.raises(ValueError, match="holds a teacher, but a student"):
+        M.load_checkpoint(good, kind="student")
+    obj = torch.load(good, weights_only=True)
+    obj["config"]["preset"] = "base"  # weights of a tiny network, config of a base one
+    torch.save(obj, tmp_path / "mismatch.pt")
+    with pytest.raises(ValueError, match="mismatch.pt: the weights do not fit"):
+        M.load_checkpoint(tmp_path / "mismatch.pt")

@@ -1,0 +1,193 @@
+"""End-to-end tests of sample.py with tiny random-weight checkpoints, on real photos. CPU, ~20 s.
+
+    python -m pytest tests/test_sample.py
+"""
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import model as M
+import sample as S
+from degrade import load_image
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    """A tiny teacher and its student, random weights, saved as train.py would."""
+    root = tmp_path_factory.mktemp("runs")
+    torch.manual_seed(0)
+    teacher = M.SRModel(M.ModelConfig(preset="tiny"))
+    M.save_checkpoint(root / "teacher.pt", teacher)
+    M.save_checkpoint(root / "student.pt", M.make_student(teacher))
+    return root
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    """Real photos in the modes people have: RGB at an odd size, RGBA, grayscale, 16-bit gray."""
+    d = tmp_path / "in"
+    d.mkdir()
+    cat = skimage.data.chelsea()[40:77, 120:163]  # 43x37
+    Image.fromarray(cat).save(d / "odd.png")
+    alpha = np.linspace(0, 255, 43, dtype=np.uint8)[None].repeat(37, 0)
+    Image.fromarray(np.dstack([cat, alpha])).save(d / "rgba.png")
+    Image.fromarray(skimage.data.camera()[200:230, 200:250]).save(d / "gray.jpg")
+    Image.fromarray(skimage.data.camera()[:20, :24].astype(np.uint16) * 257).save(d / "deep16.png")
+    return d
+
+
+def run(*args):
+    return S.main([str(a) for a in args])
+
+
+def test_every_output_is_exactly_4x(tmp_path, photos, ckpts):
+    out = tmp_path / "out"
+    assert run(photos, "-o", out, "--ckpt", ckpts / "student.pt") == 0
+    for name, (w, h) in {"odd": (43, 37), "rgba": (43, 37), "gray": (50, 30), "deep16": (24, 20)}.items():
+        with Image.open(out / f"{name}_x4.png") as im:
+            assert im.size == (4 * w, 4 * h), name
+            assert im.mode == ("RGBA" if name == "rgba" else "RGB")
+    rgb, alpha = load_image(out / "rgba_x4.png")
+    src_alpha = load_image(photos / "rgba.png")[1]
+    expect = F.interpolate(src_alpha[None], scale_factor=4, mode="bicubic", align_corners=False)[0].clamp(0, 1)
+    assert (alpha - expect).abs().max() <= 1 / 255 + 1e-6  # alpha upscaled bicubically, not super-resolved
+
+
+def test_reproducible_for_a_seed(tmp_path, photos, ckpts):
+    for seed, name in [(0, "a"), (0, "b"), (1, "c")]:
+        assert run(photos / "odd.png", "-o", tmp_path / name, "--ckpt", ckpts / "student.pt", "--seed", seed) == 0
+    a, b, c = ((tmp_path / n / "odd_x4.png").read_bytes() for n in "abc")
+    assert a == b and a != c
+
+
+def test_a_folder_with_a_bad_file_and_subfolders(tmp_path, photos, ckpts, capsys):
+    (photos / "broken.png").write_text("not an image")
+    (photos / "sub").mkdir()
+    Image.fromarray(skimage.data.coffee()[:20, :28]).save(photos / "sub" / "cup.webp")
+    out = tmp_path / "out"
+    assert run(photos, "-o", out, "--ckpt", ckpts / "student.pt") == 1
+    assert "broken.png" in capsys.readouterr().err
+    assert (out / "sub" / "cup_x4.png").exists() and (out / "odd_x4.png").exists()
+    assert not (out / "broken_x4.png").exists()
+
+
+def test_never_overwrites_an_input(tmp_path, ckpts, capsys):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    Image.fromarray(skimage.data.coffee()[:16, :16]).save(d / "a.png")
+    Image.fromarray(skimage.data.coffee()[:16, :16]).save(d / "a_x4.png")
+    before = (d / "a_x4.png").read_bytes()
+    assert run(d / "a.png", d / "a_x4.png", "-o", d, "--ckpt", ckpts / "student.pt") == 1
+    assert "would overwrite an input" in capsys.readouterr().err
+    assert (d / "a_x4.png").read_bytes() == before and (d / "a_x4_x4.png").exists()
+
+
+def test_teacher_steps_and_samplers(tmp_path, photos, ckpts, capsys):
+    img = photos / "odd.png"
+    assert run(img, "-o", tmp_path / "d", "--ckpt", ckpts / "teacher.pt", "--steps", 3) == 0
+    assert run(img, "-o", tmp_path / "a", "--ckpt", ckpts / "teacher.pt", "--steps", 3, "--sampler", "ancestral") == 0
+    assert (tmp_path / "d" / "odd_x4.png").read_bytes() != (tmp_path / "a" / "odd_x4.png").read_bytes()
+    with pytest.raises(SystemExit, match="is a student"):
+        run(img, "-o", tmp_path / "x", "--ckpt", ckpts / "student.pt", "--steps", 4)
+    capsys.readouterr()
+    run(img, "-o", tmp_path / "t", "--ckpt", ckpts / "teacher.pt")  # a teacher defaults to all T steps
+    assert "15 steps, deterministic sampler" in capsys.readouterr().out
+
+
+def test_default_checkpoint_is_the_newest_student(tmp_path, monkeypatch, photos, ckpts, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="python train.py --data demo --preset tiny"):
+        run(photos / "odd.png")
+    import os
+    import shutil
+
+    for i, name in enumerate(["old", "new"]):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        shutil.copy(ckpts / "student.pt", tmp_path / "runs" / name / "student.pt")
+        os.utime(tmp_path / "runs" / name / "student.pt", (1e9 + i, 1e9 + i))
+    assert run(photos / "odd.png") == 0
+    assert "runs/new/student.pt" in capsys.readouterr().out
+    assert (tmp_path / "results" / "odd_x4.png").exists()
+
+
+def test_bad_checkpoint_is_a_clear_error(tmp_path, photos):
+    (tmp_path / "junk.pt").write_bytes(b"12345")
+    with pytest.raises(SystemExit, match="junk.pt is not a readable checkpoint"):
+        run(photos / "odd.png", "--ckpt", tmp_path / "junk.pt", "-o", tmp_path)
+
+
+def test_tiled_output_is_close_to_untiled(ckpts):
+    """Tiles see less context than the whole image, so the outputs differ, but little: far less than a
+    change of the noise ε does. With a 'network' that looks at one pixel at a time, they differ only where
+    the bicubic upscale of y₀ sees across a tile border."""
+    student = M.load_checkpoint(ckpts / "student.pt")
+    rgb = torch.from_numpy(skimage.data.rocket()[100:196, 200:320]).permute(2, 0, 1).float() / 255  # 120x96
+    whole = S.upscale_image(student, rgb, tile=0)
+    tiled = S.upscale_image(student, rgb, tile=48, overlap=16)
+    other_eps = S.upscale_image(student, rgb, tile=0, seed=1)
+    assert whole.shape == tiled.shape == (3, 384, 480)
+    assert (tiled - whole).abs().mean() < 0.5 * (other_eps - whole).abs().mean()
+
+    class Pointwise(M.SRModel):
+        def forward(self, x_t, lr, t):
+            return 0.8 * x_t
+
+    local = Pointwise(student.cfg, kind="student")
+    whole, tiled = S.upscale_image(local, rgb, tile=0), S.upscale_image(local, rgb, tile=48, overlap=16)
+    assert (tiled - whole).abs().mean() < 1e-3 and (tiled - whole).abs().max() < 0.1
+
+
+def test_tiles_cover_the_image():
+    assert S.tile_starts(100, 128, 96) == [0]
+    assert S.tile_starts(200, 64, 48) == [0, 48, 96, 136]
+    starts = S.tile_starts(1000, 256, 224)
+    assert starts[-1] + 256 == 1000 and all(b - a <= 224 for a, b in zip(starts, starts[1:]))
+
+
+def test_automatic_tiling_when_memory_is_short(tmp_path, photos, ckpts, monkeypatch, capsys):
+    per_px = S.activation_bytes_per_pixel(M.load_checkpoint(ckpts / "student.pt"), torch.float32)
+    room = 2 * per_px * 36**2  # at half the free memory: 36x36 of the 43x37 LR pixels fit at once
+    monkeypatch.setattr(S, "available_memory", lambda device: room)
+    assert run(photos / "odd.png", "-o", tmp_path, "--ckpt", ckpts / "student.pt", "--tile", 0) == 0
+    assert "at once would not fit in memory: tiles of 32x32" in capsys.readouterr().out
+    with Image.open(tmp_path / "odd_x4.png") as im:
+        assert im.size == (172, 148)
+
+
+def test_adain_matches_the_reference_statistics():
+    sr = torch.rand(1, 3, 40, 40) * 0.5
+    ref = torch.from_numpy(skimage.data.coffee()[:40, :40]).permute(2, 0, 1).float()[None] / 255
+    fixed = S.adain_color_fix(sr, ref)
+    torch.testing.assert_close(fixed.mean((-2, -1)), ref.mean((-2, -1)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(fixed.std((-2, -1)), ref.std((-2, -1)), atol=1e-4, rtol=0)
+
+
+def test_wavelet_fix_is_identity_for_identical_inputs_and_moves_colour():
+    img = torch.from_numpy(skimage.data.astronaut()[:64, :64]).permute(2, 0, 1).float()[None] / 255
+    torch.testing.assert_close(S.wavelet_color_fix(img, img), img, atol=1e-5, rtol=0)
+    high, low = S.wavelet_split(img)
+    torch.testing.assert_close(high + low, img, atol=1e-5, rtol=0)
+    tinted = (img + torch.tensor([0.2, 0.0, -0.1]).view(1, 3, 1, 1)).clamp(0, 1)
+    fixed = S.wavelet_color_fix(tinted, img)
+    assert (fixed.mean((-2, -1)) - img.mean((-2, -1))).abs().max() < 0.01  # colour cast removed
+    assert (fixed - img).abs().mean() < (tinted - img).abs().mean() / 3
+
+
+def test_color_fix_flag_and_fp16_on_cpu(tmp_path, photos, ckpts, capsys):
+    assert run(photos / "odd.png", "-o", tmp_path, "--ckpt", ckpts / "student.pt", "--color-fix", "adain",
+               "--precision", "fp16") == 0
+    assert "not used on the CPU; running in fp32" in capsys.readouterr().out
+    rgb = load_image(tmp_path / "odd_x4.png")[0]
+    src = load_image(photos / "odd.png")[0]
+    assert (rgb.mean((-2, -1)) - src.mean((-2, -1))).abs().max() < 0.05
+
+
+def test_benchmark_prints_a_table(tmp_path, photos, ckpts, capsys):
+    assert run(photos / "odd.png", photos / "gray.jpg", "-o", tmp_path, "--ckpt", ckpts / "student.pt",
+               "--benchmark") == 0
+    out = capsys.readouterr().out
+    assert "odd.png" in out and "172x148" in out and "images/s" in out and "peak memory" in out
