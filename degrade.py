@@ -584,23 +584,50 @@ class HRCrops(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.entries)
 
-    def __getitem__(self, i):
+    def __getitem__(self, item):
+        """item: an index (crop drawn from torch's global RNG), or (index, seed) for a reproducible crop."""
+        i, seed = item if isinstance(item, tuple) else (item, None)
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
         _, path, img, _ = self.entries[i]
         if img is None:  # not cached: decode now, and fall back to the next image if the file is bad
             try:
                 img = load_image(path)[0]
             except ValueError as err:
                 warnings.warn(f"skipping {err}")
-                return self[(i + 1) % len(self)]
+                return self[((i + 1) % len(self), seed) if seed is not None else (i + 1) % len(self)]
         p = self.patch_size
         if min(img.shape[-2:]) < p:  # rare: an image smaller than the patch
             img = pad_to_patch(to_float(img), p)
-        top = torch.randint(img.shape[-2] - p + 1, ()).item()
-        left = torch.randint(img.shape[-1] - p + 1, ()).item()
+        top = torch.randint(img.shape[-2] - p + 1, (), generator=g).item()
+        left = torch.randint(img.shape[-1] - p + 1, (), generator=g).item()
         crop = to_float(img[:, top : top + p, left : left + p])  # crop first: cached images are 8-bit
-        if torch.rand(()) < 0.5:
+        if torch.rand((), generator=g) < 0.5:
             crop = crop.flip(-1)
         return crop.contiguous()
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """An endless sequence of batches, batch k a pure function of (seed, k): [(image index, crop seed)] × B.
+
+    Training is counted in steps, not epochs, so the data position is just the step: a run resumed at step
+    k sees exactly the batches an uninterrupted run would, whatever the number of workers. Images are
+    drawn with replacement (a folder smaller than a batch still fills it). Under DDP each of the `world`
+    processes takes its own slice of one global batch.
+    """
+
+    def __init__(self, n_images, batch_size, seed=0, start_step=0, rank=0, world=1):
+        self.n, self.b, self.seed = n_images, batch_size, seed
+        self.start, self.rank, self.world = start_step, rank, world
+
+    def __iter__(self):
+        step = self.start
+        while True:
+            g = torch.Generator().manual_seed(hash((self.seed, step)) & (2**63 - 1))
+            idx = torch.randint(self.n, (self.world * self.b,), generator=g)
+            seeds = torch.randint(2**62, (self.world * self.b,), generator=g)
+            mine = slice(self.rank * self.b, (self.rank + 1) * self.b)
+            yield list(zip(idx[mine].tolist(), seeds[mine].tolist()))
+            step += 1
 
 
 def to_float(img):
@@ -615,17 +642,13 @@ def build_dataset(data, split="train", patch_size=256, download=False, cache_gb=
     return HRCrops(sources, patch_size, cache_gb, name=name)
 
 
-def build_loader(dataset, batch_size, workers=4, seed=0, device="cpu", samples_per_epoch=None):
-    """A DataLoader that keeps a GPU fed: worker processes, pinned memory, workers kept alive between
-    epochs. Sampling is with replacement so that any dataset, even one smaller than a batch, yields
-    full batches; `seed` fixes the sampled images and (with the same worker count) their crops."""
-    n = samples_per_epoch or max(len(dataset), 64 * batch_size)
-    g = torch.Generator().manual_seed(seed)
+def build_loader(dataset, batch_size, workers=4, seed=0, device="cpu", start_step=0, rank=0, world=1):
+    """An endless DataLoader that keeps a GPU fed: worker processes kept alive, pinned memory, a few
+    batches prefetched per worker. Batch k depends only on (seed, k): see StepBatches."""
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, drop_last=True,
-        sampler=torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=n, generator=g),
+        dataset, batch_sampler=StepBatches(len(dataset), batch_size, seed, start_step, rank, world),
         num_workers=workers, pin_memory=torch.device(device).type == "cuda",
-        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None, generator=g,
+        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
     )
 
 

@@ -1,0 +1,148 @@
+"""Tests of losses.py: each loss against its defining properties. CPU, a few seconds.
+
+    python -m pytest tests/test_losses.py
+"""
+
+import json
+import math
+
+import pytest
+import skimage.data
+import torch
+import torch.nn.functional as F
+
+import losses as L
+import model as M
+
+
+def photos(size=64):
+    imgs = [getattr(skimage.data, n)()[:size, :size] for n in ("astronaut", "coffee", "chelsea")]
+    return torch.stack([torch.from_numpy(i).permute(2, 0, 1).float() / 255 for i in imgs])
+
+
+@pytest.fixture(scope="module")
+def clip():
+    torch.manual_seed(0)
+    return L.load_clip("random")
+
+
+# ------------------------------------------------------------------ ESS
+
+
+def test_ess_is_zero_for_identical_images_and_within_0_2(clip):
+    hr = photos()
+    assert L.ess(clip, hr, hr).item() == pytest.approx(0, abs=1e-6)
+    for sr in (hr.flip(0), torch.rand_like(hr), 1 - hr, torch.zeros_like(hr)):
+        assert 0 <= L.ess(clip, sr, hr).item() <= 2
+    assert L.ess(clip, hr.flip(0), hr) > 0
+
+
+def test_ess_sends_gradient_to_the_image_and_none_to_clip(clip):
+    hr = photos()
+    sr = (hr * 0.8 + 0.1).requires_grad_(True)
+    L.ess(clip, sr, hr).backward()
+    assert sr.grad is not None and sr.grad.abs().sum() > 0
+    assert all(not p.requires_grad and p.grad is None for p in clip.parameters())
+    clip.train()
+    assert not clip.training  # frozen: stays in eval mode
+
+
+def test_clip_preprocessing_uses_the_encoders_size_and_statistics(clip):
+    seen = {}
+    clip.visual.register_forward_hook(lambda m, i, o: seen.setdefault("x", i[0]))
+    clip(photos(96))
+    assert seen["x"].shape[-2:] == clip.image_size == (64, 64)
+    expect = (F.interpolate(photos(96), size=(64, 64), mode="bicubic", antialias=True) - clip.mean) / clip.std
+    torch.testing.assert_close(seen["x"], expect)
+    assert clip.mean.flatten().tolist() == pytest.approx([0.48145466, 0.4578275, 0.40821073])
+
+
+def test_clip_from_a_local_weights_file(tmp_path):
+    """The real loading path (open_clip.create_model with a weights file), on a tiny registered config."""
+    import open_clip
+
+    cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16,
+                                           "head_width": 16},
+           "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1}}
+    (tmp_path / "vpdsr-test-vit.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path / "vpdsr-test-vit.json")
+    torch.manual_seed(1)
+    saved = open_clip.create_model("vpdsr-test-vit")
+    torch.save(saved.state_dict(), tmp_path / "w.pt")
+    enc = L.load_clip(f"vpdsr-test-vit:{tmp_path / 'w.pt'}")
+    assert enc.semantic and enc.image_size == (32, 32)
+    torch.testing.assert_close(enc.visual.conv1.weight, saved.visual.conv1.weight)
+
+
+def test_unreachable_clip_weights_fail_fast_with_advice(monkeypatch):
+    monkeypatch.setattr(L, "hub_reachable", lambda: False)
+    monkeypatch.setattr(L, "cached_clip_weights", lambda name, tag: None)
+    with pytest.raises(RuntimeError) as err:
+        L.load_clip("ViT-B-32:openai")
+    msg = str(err.value)
+    assert "ViT-B-32:openai" in msg and "--clip random" in msg
+    with pytest.raises(ValueError, match="no model 'NoSuchNet'"):
+        L.load_clip("NoSuchNet:openai")
+    with pytest.raises(ValueError, match="no weights 'nonsense' for ViT-B-32"):
+        L.load_clip("ViT-B-32:nonsense")
+
+
+# ------------------------------------------------------------------ HFP
+
+
+def test_hfp_is_zero_for_identical_images():
+    hr = photos()
+    assert L.hfp(hr, hr).item() == 0
+
+
+def sinusoid(cycles, size=64):
+    x = torch.arange(size, dtype=torch.float32)
+    return 0.05 * torch.sin(2 * math.pi * cycles * x / size).view(1, 1, 1, -1).expand(1, 3, size, size)
+
+
+def test_hfp_ignores_changes_below_the_cutoff_and_sees_those_above():
+    hr = photos()
+    sr = hr.flip(-1)
+    base = L.hfp(sr, hr, cutoff=0.25).item()
+    low = sinusoid(2)  # ρ = (2/64)/0.5 = 0.0625 < 0.25: only masked-out frequencies change
+    assert L.hfp(sr + low, hr, cutoff=0.25).item() == pytest.approx(base, rel=1e-5)
+    high = sinusoid(20)  # ρ = 0.625 > 0.25
+    assert L.hfp(sr + high, hr, cutoff=0.25).item() != pytest.approx(base, rel=1e-3)
+    assert L.hfp(sr + low, hr, cutoff=0.0).item() != pytest.approx(L.hfp(sr, hr, cutoff=0.0).item(), rel=1e-4)
+
+
+def test_hfp_grows_as_the_image_is_blurred():
+    from torchvision.transforms.functional import gaussian_blur
+
+    hr = photos()
+    values = [L.hfp(gaussian_blur(hr, 9, s), hr).item() for s in (0.5, 1.0, 2.0)]
+    assert 0 < values[0] < values[1] < values[2]
+
+
+def test_high_pass_mask():
+    m = L.high_pass_mask(8, 8, 0.5)
+    assert m[0, 0] == 0 and m[4, 4] == 1 and m[0, 4] == 1 and m[0, 1] == 0  # DC, corner, Nyquist, low
+    assert L.high_pass_mask(8, 8, 0.0).sum() == 64
+
+
+# ------------------------------------------------------------------ hinge and distillation
+
+
+def test_hinge_losses_on_known_logits():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    assert L.d_hinge(real, fake).item() == pytest.approx((0 + 0.5) / 2 + (0 + 1) / 2)
+    assert L.g_hinge(torch.tensor([1.0, 3.0])).item() == pytest.approx(-2.0)
+    assert L.d_hinge(torch.full((4,), 1.5), torch.full((4,), -1.5)).item() == 0  # beyond the margins
+
+
+def test_distillation_target_is_the_teachers_deterministic_sampler():
+    torch.manual_seed(0)
+    teacher = M.SRModel(M.ModelConfig(preset="tiny")).eval()
+    lr = photos(16)
+    y0, eps = teacher.encode_lr(lr), torch.randn(3, 48, 16, 16)
+    target = L.distillation_target(teacher, y0, lr, eps)
+    assert not target.requires_grad
+    torch.testing.assert_close(target, M.sample_deterministic(teacher, y0, lr, eps), rtol=0, atol=0)
+    x = torch.randn_like(target)
+    assert L.distillation(x, target).item() == pytest.approx(((x - target) ** 2).mean().item(), rel=1e-6)
+    assert L.distillation(target, target).item() == 0

@@ -1,0 +1,190 @@
+"""Tests of train.py: smoke runs of both stages on the demo photos, resume, failures, DDP, compile,
+benchmark. CPU; tiny networks, 32² patches, a handful of steps.
+
+    python -m pytest tests/test_train.py            # ~1 min
+    python -m pytest tests/test_train.py -m "not slow"
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import losses as L
+import model as M
+import sample as S
+import train as T
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--data", "demo", "--preset", "tiny", "--batch-size", "2", "--patch-size", "32", "--log-every", "1",
+        "--sample-every", "2", "--ckpt-every", "2", "--warmup", "2"]
+
+
+def train(out, *extra):
+    return T.main([*TINY, "--out", str(out), *map(str, extra)])
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """Both stages, 4 + 4 steps, the discriminator joining at student step 2."""
+    out = tmp_path_factory.mktemp("smoke")
+    assert train(out, "--teacher-iters", 4, "--student-iters", 4, "--adv-start", 2) == 0
+    return out
+
+
+def test_smoke_run_writes_every_file(smoke):
+    for name in ["teacher.pt", "student.pt", "last.pt", "config.json", "log.jsonl", "loss_teacher.png",
+                 "loss_student.png", "samples/teacher_000004.png", "samples/student_000004.png"]:
+        assert (smoke / name).is_file(), name
+    log = [json.loads(line) for line in open(smoke / "log.jsonl")]
+    teacher = [r for r in log if r["stage"] == "teacher"]
+    student = [r for r in log if r["stage"] == "student"]
+    assert [r["step"] for r in teacher] == [1, 2, 3, 4] and [r["step"] for r in student] == [1, 2, 3, 4]
+    assert {"loss", "lr", "img_per_s"} <= set(teacher[0])
+    assert {"dist", "ess", "hfp", "total"} <= set(student[0]) and "adv" not in student[0]
+    assert {"adv", "d"} <= set(student[-1])  # the discriminator joined at --adv-start
+    assert teacher[0]["lr"] == pytest.approx(T.PRESET_DEFAULTS["tiny"]["lr"] / 2)  # linear warm-up over 2 steps
+    config = json.loads((smoke / "config.json").read_text())
+    assert config["args"]["batch_size"] == 2 and config["degradation"]["scale"] == 4
+
+
+def test_checkpoints_load_back_and_upscale(smoke, tmp_path):
+    teacher = M.load_checkpoint(smoke / "teacher.pt", kind="teacher")
+    student = M.load_checkpoint(smoke / "student.pt", kind="student")
+    assert teacher.cfg == student.cfg and teacher.cfg.preset == "tiny"
+    assert M.read_checkpoint(smoke / "student.pt")["step"] == 4
+    assert not all(torch.equal(a, b) for a, b in zip(teacher.net.parameters(), student.net.parameters()))
+    rgb = torch.rand(3, 20, 28)
+    assert S.upscale_image(student, rgb).shape == (3, 80, 112)
+
+
+def test_distillation_target_in_the_loop_is_the_teachers_sampler(smoke, monkeypatch):
+    """Spy on one student step: the target it regresses to is sample_deterministic of the frozen teacher
+    from the very x_T the student starts from."""
+    args = T.parse_args([*TINY, "--out", str(smoke)])
+    run = T.Run(args)
+    teacher = M.load_checkpoint(smoke / "teacher.pt", kind="teacher")
+    s = T.setup_student(run, teacher, None)
+    seen = {}
+    original = L.distillation
+    def spy(x0_hat, target):
+        seen["target"] = target
+        return original(x0_hat, target)
+
+    monkeypatch.setattr(L, "distillation", spy)
+    hr = torch.rand(2, 3, 32, 32)
+    T.student_step(run, s, hr, step=0)
+    g, dg = run.generators(1, 0)
+    from degrade import degrade
+
+    _, lr = degrade(hr, run.deg, g)
+    y0 = teacher.encode_lr(lr)
+    eps = torch.randn(y0.shape, generator=dg)
+    torch.testing.assert_close(seen["target"], M.sample_deterministic(teacher, y0, lr, eps))
+
+
+def final_weights(path):
+    return M.read_checkpoint(path)["weights"]
+
+
+def assert_same_weights(a, b):
+    wa, wb = final_weights(a), final_weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], atol=1e-5, rtol=0, msg=k)
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
+    """CPU, fp32: stopped in the teacher stage, and again in the student stage, then resumed, the run ends
+    with the same weights as one that never stopped."""
+    steps = ["--adv-start", 1, "--ckpt-every", 1]
+    assert train(tmp_path / "straight", "--teacher-iters", 4, "--student-iters", 3, *steps) == 0
+    part = tmp_path / "parts"
+    assert train(part, "--teacher-iters", 2, "--stage", "teacher", *steps) == 0
+    assert train(part, "--teacher-iters", 4, "--student-iters", 2, "--resume", *steps) == 0
+    assert_same_weights(tmp_path / "straight" / "teacher.pt", part / "teacher.pt")
+    assert train(part, "--teacher-iters", 4, "--student-iters", 3, "--resume", *steps) == 0
+    assert_same_weights(tmp_path / "straight" / "student.pt", part / "student.pt")
+    state = torch.load(part / "last.pt", weights_only=True)
+    assert state["stage"] == "student" and state["step"] == 3 and "opt_d" in state
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    original = L.teacher_loss
+    calls = []
+
+    def poisoned(x0_hat, x0):
+        calls.append(1)
+        loss = original(x0_hat, x0)
+        return loss * float("nan") if len(calls) > 2 else loss
+
+    monkeypatch.setattr(L, "teacher_loss", poisoned)
+    with pytest.raises(SystemExit) as err:
+        train(tmp_path, "--teacher-iters", 6, "--stage", "teacher")
+    assert err.value.code == 1
+    out = capsys.readouterr().out
+    assert "NaN or infinite in the teacher stage by step 3" in out and "last.pt (step 2)" in out
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 2
+    assert all(torch.isfinite(w).all() for w in final_weights(tmp_path / "teacher.pt").values())
+
+
+def test_refuses_bad_inputs(tmp_path, smoke, monkeypatch):
+    with pytest.raises(SystemExit, match="already holds a run"):
+        train(smoke, "--teacher-iters", 1)
+    with pytest.raises(SystemExit, match="nothing to resume"):
+        train(tmp_path / "empty", "--resume")
+    with pytest.raises(SystemExit, match="student.pt holds a student, but a teacher"):
+        train(tmp_path / "s1", "--stage", "student", "--teacher", smoke / "student.pt")
+    with pytest.raises(SystemExit, match="trained with codec 'pixel', not --vae some/vae"):
+        train(tmp_path / "s2", "--stage", "student", "--teacher", smoke / "teacher.pt", "--vae", "some/vae")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as err:
+        train(tmp_path / "s3", "--data", "DIV2K")
+    assert "DIV2K/DIV2K_train_HR" in str(err.value.code) and "--download" in str(err.value.code)
+
+
+def test_student_stage_from_a_given_teacher(tmp_path, smoke):
+    assert train(tmp_path, "--stage", "student", "--teacher", smoke / "teacher.pt", "--student-iters", 2) == 0
+    assert M.load_checkpoint(tmp_path / "student.pt", kind="student").cfg.preset == "tiny"
+    assert not (tmp_path / "teacher.pt").exists()
+
+
+def test_benchmark_runs_on_cpu(capsys):
+    assert T.main(["--benchmark", "--preset", "tiny", "--batch-size", "2", "--patch-size", "32"]) == 0
+    out = capsys.readouterr().out
+    for part in ["teacher", "student", "degradation", "teacher targets (15 steps", "CLIP ESS", "HFP",
+                 "discriminator", "step, end to end", "img/s", "peak memory"]:
+        assert part in out, part
+
+
+@pytest.mark.slow
+def test_ddp_with_two_processes_on_gloo(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+           str(ROOT / "train.py"), *TINY, "--out", str(tmp_path), "--teacher-iters", "2", "--student-iters", "2",
+           "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["world_size"] == 2
+    assert M.load_checkpoint(tmp_path / "student.pt", kind="student")
+    log = [json.loads(line) for line in open(tmp_path / "log.jsonl")]
+    assert len(log) == 4  # written once (rank 0), not once per process
+
+
+@pytest.mark.slow
+def test_compile_path_on_cpu(tmp_path):
+    assert train(tmp_path, "--compile", "--stage", "teacher", "--teacher-iters", 2) == 0
+    assert M.load_checkpoint(tmp_path / "teacher.pt", kind="teacher")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_both_stages_on_cuda_in_bf16_compiled(tmp_path):
+    assert train(tmp_path, "--device", "cuda", "--teacher-iters", 2, "--student-iters", 2, "--compile") == 0
+    assert json.loads((tmp_path / "config.json").read_text())["dtype"] in ("torch.bfloat16", "torch.float16")
+    assert M.load_checkpoint(tmp_path / "student.pt", kind="student")
