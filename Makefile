@@ -11,12 +11,20 @@ $(VENV)/installed: requirements.txt
 	$(PY) -m pip install -r requirements.txt
 	touch $@
 
+# The whole method on the demo photos, on a CPU in a few minutes: see the degradations, train the tiny
+# teacher and student, upscale the held-out photos' LR versions, evaluate bicubic / teacher / student.
 demo: $(VENV)/installed
-	$(PY) degrade.py --demo -o results/degrade
-	@echo "Degraded demo photos: results/degrade/ (open *_preview.png: HR, then each LR version)"
+	$(PY) degrade.py --demo -o results/degrade --n 4
+	$(PY) train.py --data demo --preset tiny --out runs/demo --overwrite
+	$(PY) sample.py results/degrade/chelsea_lr0.png results/degrade/rocket_lr0.png --ckpt runs/demo/student.pt -o results/demo
+	$(PY) evaluate.py --ckpt runs/demo/student.pt --data demo --out results/demo/report
+	@echo "Degradations: results/degrade/*_preview.png (HR, then each LR version)"
+	@echo "Training:     runs/demo/ (samples/*.png: LR | teacher | student | HR; loss_*.png; log.jsonl)"
+	@echo "Upscaled:     results/demo/*_x4.png"
+	@echo "Evaluation:   results/demo/report/ (summary.md, metrics.csv, compare.png)"
 
 test: $(VENV)/installed
 	$(PY) -m pytest
 
 clean:
-	rm -rf results .pytest_cache
+	rm -rf results runs/demo .pytest_cache

@@ -15,17 +15,6 @@ import sample as S
 from degrade import load_image
 
 
-@pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
-    """A tiny teacher and its student, random weights, saved as train.py would."""
-    root = tmp_path_factory.mktemp("runs")
-    torch.manual_seed(0)
-    teacher = M.SRModel(M.ModelConfig(preset="tiny"))
-    M.save_checkpoint(root / "teacher.pt", teacher)
-    M.save_checkpoint(root / "student.pt", M.make_student(teacher))
-    return root
-
-
 @pytest.fixture()
 def photos(tmp_path):
     """Real photos in the modes people have: RGB at an odd size, RGBA, grayscale, 16-bit gray."""

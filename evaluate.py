@@ -1,0 +1,374 @@
+"""
+evaluate.py: bicubic vs the multi-step teacher vs the one-step student, with the field's metrics and speed.
+
+    python evaluate.py --ckpt runs/vpdsr/student.pt --data demo                  # the held-out demo photos
+    python evaluate.py --ckpt runs/vpdsr/student.pt --data DIV2K                 # DIV2K's 100 validation images
+    python evaluate.py --ckpt runs/vpdsr/student.pt --data RealSR/HR --lr-dir RealSR/LR
+    python evaluate.py --ckpt runs/vpdsr/student.pt --teacher runs/vpdsr/teacher.pt --teacher-steps 15 --data demo
+
+HR images are cropped (top-left) to a multiple of 4. Without --lr-dir, each LR input is made by degrade.py
+with a seed fixed per image name, so every method sees the same input and a rerun gives the same numbers.
+Every output is saved as an 8-bit PNG first and the metrics are computed, in fp32, on the saved files.
+
+Written to --out (default report/): hr/, lr/, bicubic/, teacher/, student/ (the images), metrics.csv (one
+row per image and method), summary.md (means, metric settings, versions, device) and compare.png (the same
+crop of LR | bicubic | teacher | student | HR for every image).
+"""
+
+import argparse
+import csv
+import importlib.util
+import math
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from degrade import PRESETS, degrade, demo_images, find_div2k, find_images, load_image, save_png
+from losses import high_pass_mask
+from model import load_checkpoint
+from sample import resolve_device, resolve_precision, upscale_image
+
+SCALE = 4
+IQA_METRICS = ("lpips", "clipiqa", "musiq", "niqe", "maniqa")  # pyiqa names; lower is better for lpips, niqe
+
+# ---------------------------------------------------------------------------------------------------
+# Metrics, written out here: the field's conventions (MATLAB / basicsr / pyiqa), short and testable
+# ---------------------------------------------------------------------------------------------------
+
+
+def rgb_to_y(img):
+    """Luma of ITU-R BT.601, as MATLAB's rgb2ycbcr: Y = 16 + 65.481·R + 128.553·G + 24.966·B for RGB in
+    [0,1], returned divided by 255 (so Y ∈ [16/255, 235/255])."""
+    w = torch.tensor([65.481, 128.553, 24.966], dtype=img.dtype, device=img.device).view(3, 1, 1)
+    return ((img * w).sum(-3, keepdim=True) + 16.0) / 255.0
+
+
+def psnr(a, b):
+    """PSNR in dB on the Y channel, images in [0,1] (peak 1), no border crop."""
+    mse = ((rgb_to_y(a.double()) - rgb_to_y(b.double())) ** 2).mean().item()
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def ssim(a, b):
+    """SSIM (Wang et al. 2004) on the Y channel: an 11×11 Gaussian window with σ = 1.5, constants
+    C1 = (0.01·L)², C2 = (0.03·L)² with L = 1, statistics where the window fits entirely ("valid"),
+    averaged over the map; no border crop beyond that."""
+    x, y = rgb_to_y(a.double())[None], rgb_to_y(b.double())[None]
+    g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5**2))
+    win = (torch.outer(g, g) / g.sum() ** 2).view(1, 1, 11, 11)
+    mu_x, mu_y = F.conv2d(x, win), F.conv2d(y, win)
+    var_x = F.conv2d(x * x, win) - mu_x**2
+    var_y = F.conv2d(y * y, win) - mu_y**2
+    cov = F.conv2d(x * y, win) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return ssim_map.mean().item()
+
+
+def hf_ratio(sr, hr, cutoff=0.25):
+    """A weight-free proxy for perceived detail: the spectral energy of SR's luma above `cutoff` (as a
+    fraction of Nyquist, the band a ×4 LR image lacks), divided by the HR image's. 1.0 = as much fine
+    detail as the real image; a bicubic upscale is far below 1; noise or artifacts can push it above.
+    A Hann window first tapers the image to zero at its borders: the FFT treats the image as periodic,
+    and the jump between opposite borders would otherwise add the same false detail to both images."""
+    h, w = hr.shape[-2:]
+    window = torch.outer(torch.hann_window(h, periodic=False, dtype=torch.float64),
+                         torch.hann_window(w, periodic=False, dtype=torch.float64))
+    mask = high_pass_mask(h, w, cutoff)
+
+    def energy(img):
+        y = rgb_to_y(img.double())[0]
+        return (mask * torch.fft.fft2((y - y.mean()) * window).abs() ** 2).sum().item()
+
+    return energy(sr) / energy(hr)
+
+
+def iqa_metrics(device):
+    """LPIPS (AlexNet), CLIPIQA, MUSIQ, NIQE and MANIQA from pyiqa, where it is installed and its weights
+    load: {name: metric or the reason it is unavailable}. Never substitutes random weights."""
+    if importlib.util.find_spec("pyiqa") is None:
+        return {n: "pyiqa is not installed (pip install pyiqa)" for n in IQA_METRICS}
+    import pyiqa
+
+    from model import hub_reachable
+
+    out = {}
+    for name in IQA_METRICS:
+        try:
+            metric = pyiqa.create_metric(name, device=device, as_loss=False)
+            out[name] = metric.eval()
+        except Exception as e:  # weights that cannot be downloaded, missing extras, ...
+            offline = "" if hub_reachable() else " (no internet here)"
+            out[name] = f"its weights could not be loaded{offline}: {str(e).splitlines()[0][:120]}"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pairs: HR images and their LR inputs
+# ---------------------------------------------------------------------------------------------------
+
+
+def image_seed(stem, seed):
+    """A seed fixed by the image's name (not its position), so adding images changes no other image's LR."""
+    return zlib.crc32(stem.encode()) ^ seed
+
+
+def load_pairs(data, lr_dir, seed, preset="resshift"):
+    """[(stem, hr, lr)]: HR cropped top-left to a multiple of the scale; LR from --lr-dir (paired by file
+    name) or made by degrade.py with a per-image seed."""
+    if data == "demo":
+        hrs = [(name, img.float() / 255) for name, img in demo_images("val")]
+    else:
+        folder = find_div2k("val") if data.lower() == "div2k" else Path(data)
+        if not folder.is_dir():
+            raise SystemExit(f"error: --data {data}: no such folder (and not 'demo' or 'DIV2K')")
+        hrs = [(p.stem, p) for p in find_images(folder)]
+        if not hrs:
+            raise SystemExit(f"error: no images found in {folder}")
+    stems = [s for s, _ in hrs]
+    if len(set(stems)) != len(stems):
+        raise SystemExit("error: HR images with the same name in different folders: " +
+                         ", ".join(sorted({s for s in stems if stems.count(s) > 1})))
+    lr_files = {}
+    if lr_dir:
+        lr_files = {p.stem: p for p in find_images(lr_dir)}
+        missing_lr = sorted(set(stems) - set(lr_files))
+        extra_lr = sorted(set(lr_files) - set(stems))
+        if missing_lr or extra_lr:
+            raise SystemExit("error: HR and LR images must pair up by file name.\n"
+                             + (f"  HR without LR in {lr_dir}: {', '.join(missing_lr)}\n" if missing_lr else "")
+                             + (f"  LR without HR in {data}: {', '.join(extra_lr)}\n" if extra_lr else ""))
+    pairs = []
+    for stem, src in hrs:
+        hr = load_image(src)[0] if isinstance(src, Path) else src
+        hr = hr[:, : hr.shape[1] // SCALE * SCALE, : hr.shape[2] // SCALE * SCALE]
+        if stem in lr_files:
+            lr = load_image(lr_files[stem])[0]
+            if tuple(lr.shape[1:]) != (hr.shape[1] // SCALE, hr.shape[2] // SCALE):
+                raise SystemExit(f"error: {lr_files[stem]} is {lr.shape[2]}x{lr.shape[1]}, but its HR image {src} "
+                                 f"(cropped to {hr.shape[2]}x{hr.shape[1]}) needs a {SCALE}x smaller LR image")
+        else:
+            lr = degrade(hr[None], PRESETS[preset], torch.Generator().manual_seed(image_seed(stem, seed)))[1][0]
+        pairs.append((stem, hr, lr))
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------------
+# Running the methods
+# ---------------------------------------------------------------------------------------------------
+
+
+def bicubic(lr):
+    return F.interpolate(lr[None], scale_factor=SCALE, mode="bicubic", align_corners=False)[0].clamp(0, 1)
+
+
+def timed(fn, device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return out, 1000 * (time.perf_counter() - t0)
+
+
+def run_methods(methods, pairs, out, device):
+    """Upscale every LR image with every method; save the PNGs; return {(stem, method): latency_ms} and
+    {method: peak GPU memory}. Each method is warmed up on the first image first (not timed)."""
+    from tqdm import tqdm
+
+    latency, peak = {}, {}
+    for name, fn in methods.items():
+        fn(pairs[0][2].to(device))  # warm-up: allocations, cuDNN autotuning, compilation
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        for stem, _, lr in tqdm(pairs, desc=name, unit="img", leave=False):
+            sr, latency[stem, name] = timed(lambda: fn(lr.to(device)), device)
+            save_png(sr, out / name / f"{stem}.png")
+        peak[name] = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    return latency, peak
+
+
+def compare_grid(rows, labels, path, crop=160):
+    """The same crop (the HR image's most detailed crop × crop square) from every column, labelled."""
+    from PIL import Image, ImageDraw
+    from torchvision.utils import make_grid
+
+    tiles = []
+    for imgs in rows:
+        hr = imgs[-1]
+        c = min(crop, hr.shape[1], hr.shape[2]) // SCALE * SCALE
+        y_map = rgb_to_y(hr)[0]
+        detail = (y_map[1:, :] - y_map[:-1, :]).abs()[:, :-1] + (y_map[:, 1:] - y_map[:, :-1]).abs()[:-1, :]
+        score = F.avg_pool2d(detail[None, None], c - 1, stride=SCALE)[0, 0]
+        i, j = divmod(score.argmax().item(), score.shape[1])
+        top, left = i * SCALE, j * SCALE
+        tiles += [img[:, top : top + c, left : left + c] for img in imgs]
+    grid = make_grid(tiles, nrow=len(labels), padding=4, pad_value=1.0)
+    header = torch.ones(3, 22, grid.shape[2])
+    canvas = torch.cat([header, grid], 1)
+    pil = Image.fromarray((canvas.permute(1, 2, 0) * 255).round().byte().numpy())
+    draw, width = ImageDraw.Draw(pil), (grid.shape[2] - 4) / len(labels)
+    for k, label in enumerate(labels):
+        draw.text((4 + k * width + 4, 5), label, fill=(0, 0, 0))
+    pil.save(path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------------
+
+
+def fmt(v, digits=4):
+    if isinstance(v, str) or v is None:
+        return "n/a"
+    return "inf" if math.isinf(v) else f"{v:.{digits}g}"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--ckpt", required=True, help="the student checkpoint (student.pt)")
+    ap.add_argument("--teacher", help="the teacher checkpoint (default: teacher.pt beside --ckpt, if present)")
+    ap.add_argument("--data", default="demo", help="HR images: a folder, DIV2K (its validation set), or demo")
+    ap.add_argument("--lr-dir", help="LR inputs paired with the HR images by file name (default: degrade.py)")
+    ap.add_argument("--out", default="report", help="report folder")
+    ap.add_argument("--teacher-steps", type=int, default=15, help="steps of the teacher's deterministic sampler")
+    ap.add_argument("--degradation", choices=list(PRESETS), default="resshift", help="when LR is made here")
+    ap.add_argument("--tile", type=int, default=256, help="LR tile size for the networks (see sample.py)")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ap.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto", help="see sample.py")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the LR degradations and of the noise ε")
+    args = ap.parse_args(argv)
+
+    device = resolve_device(args.device)
+    dtype = resolve_precision(args.precision, device)
+    out = Path(args.out)
+    try:
+        student = load_checkpoint(args.ckpt, kind="student", device=device)
+        teacher_path = Path(args.teacher) if args.teacher else Path(args.ckpt).with_name("teacher.pt")
+        teacher = load_checkpoint(teacher_path, kind="teacher", device=device) \
+            if args.teacher or teacher_path.exists() else None
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise SystemExit(f"error: {e}") from None
+
+    # 1. Pairs, saved as the 8-bit PNGs everything is measured on
+    pairs = load_pairs(args.data, args.lr_dir, args.seed, args.degradation)
+    for stem, hr, lr in pairs:
+        save_png(hr, out / "hr" / f"{stem}.png")
+        save_png(lr, out / "lr" / f"{stem}.png")
+    pairs = [(s, load_image(out / "hr" / f"{s}.png")[0], load_image(out / "lr" / f"{s}.png")[0]) for s, _, _ in pairs]
+    print(f"{len(pairs)} image pairs from {args.data}" + (f" and {args.lr_dir}" if args.lr_dir else
+          f", LR by degrade.py ({args.degradation}, seed {args.seed})") + f"; {device}, {dtype}")
+
+    # 2. The methods, each output saved as PNG
+    tile, nets = args.tile, {"student": student}
+    methods = {"bicubic": bicubic}
+    if teacher is not None:
+        nets["teacher"] = teacher
+        methods["teacher"] = lambda lr: upscale_image(teacher, lr, args.teacher_steps, seed=args.seed, tile=tile,
+                                                      dtype=dtype)
+    methods["student"] = lambda lr: upscale_image(student, lr, 1, seed=args.seed, tile=tile, dtype=dtype)
+    latency, peak = run_methods(methods, pairs, out, device)
+
+    # 3. Metrics on the saved files, in fp32 (fp64 inside)
+    iqa = iqa_metrics(device)
+    rows, grid_rows = [], []
+    for stem, hr, lr in pairs:
+        outputs = {m: load_image(out / m / f"{stem}.png")[0] for m in methods}
+        for m, sr in outputs.items():
+            row = {"image": stem, "method": m, "psnr": psnr(sr, hr), "ssim": ssim(sr, hr),
+                   "hf_ratio": hf_ratio(sr, hr),
+                   "psnr_vs_teacher": psnr(sr, outputs["teacher"]) if m == "student" and teacher else None}
+            for name, metric in iqa.items():
+                if isinstance(metric, str):
+                    row[name] = None
+                else:
+                    inputs = (sr[None], hr[None]) if name == "lpips" else (sr[None],)  # full- / no-reference
+                    with torch.no_grad():
+                        row[name] = float(metric(*(x.to(device) for x in inputs)).item())
+            row["latency_ms"] = latency[stem, m]
+            rows.append(row)
+        grid_rows.append([F.interpolate(lr[None], scale_factor=SCALE, mode="nearest")[0], *outputs.values(), hr])
+    compare_grid(grid_rows, ["LR", *methods, "HR"], out / "compare.png")
+
+    # 4. Report: metrics.csv, summary.md, and the table on the terminal
+    columns = ["image", "method", "psnr", "ssim", "hf_ratio", "psnr_vs_teacher", *IQA_METRICS, "latency_ms"]
+    with open(out / "metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
+    command = "python evaluate.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    summary = write_summary(out, rows, methods, nets, peak, iqa, args, device, dtype, len(pairs), command)
+    print(summary)
+    print(f"report: {out}/summary.md, metrics.csv, compare.png")
+    return 0
+
+
+def mean(rows, method, key):
+    vals = [r[key] for r in rows if r["method"] == method and r.get(key) is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def write_summary(out, rows, methods, nets, peak, iqa, args, device, dtype, n, command):
+    import platform
+
+    shown = ["psnr", "ssim", "hf_ratio", "psnr_vs_teacher", *IQA_METRICS, "latency_ms"]
+    table = ["| method | " + " | ".join(shown) + " | parameters | peak GPU memory |",
+             "|---" * (len(shown) + 3) + "|"]
+    for m in methods:
+        params = sum(p.numel() for p in nets[m].net.parameters()) / 1e6 if m in nets else 0
+        mem = f"{peak[m]:.2f} GiB" if peak.get(m) is not None else "n/a (CPU)"
+        table.append(f"| {m} | " + " | ".join(fmt(mean(rows, m, k)) for k in shown) + f" | {params:.1f} M | {mem} |")
+    speed = ""
+    if "teacher" in methods:
+        t, s = mean(rows, "teacher", "latency_ms"), mean(rows, "student", "latency_ms")
+        speed = f"\nStudent speed-up over the {args.teacher_steps}-step teacher: {t / s:.1f}× (mean latency).\n"
+    unavailable = [f"- {k}: n/a, {v}" for k, v in iqa.items() if isinstance(v, str)]
+    versions = []
+    for pkg in ("torch", "torchvision", "diffusers", "open_clip", "numpy", "PIL", "pyiqa"):
+        try:
+            versions.append(f"{pkg} {__import__(pkg).__version__}")
+        except ImportError:
+            versions.append(f"{pkg} not installed")
+    checkpoints = f"student {args.ckpt}"
+    if "teacher" in methods:
+        checkpoints += f", teacher {args.teacher or Path(args.ckpt).with_name('teacher.pt')}"
+    lr_inputs = args.lr_dir or (f"degrade.py, preset {args.degradation}, seed fixed per image name "
+                                f"(base seed {args.seed})")
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
+    text = f"""# Evaluation: {n} images ({args.data}{', LR from ' + args.lr_dir if args.lr_dir else ''})
+
+{chr(10).join(table)}
+{speed}
+Command: `{command}`
+
+## Metric settings
+- psnr, ssim: Y channel of ITU-R BT.601 YCbCr (MATLAB rgb2ycbcr), 8-bit PNGs read back in [0,1], no border
+  crop; SSIM with an 11×11 Gaussian window, σ = 1.5, valid-window statistics. Computed in fp64 here.
+- hf_ratio: spectral energy of the output's luma above a quarter of Nyquist, divided by the HR image's
+  (1.0 = as much fine detail as the real image).
+- psnr_vs_teacher: PSNR between the student's and the teacher's outputs (agreement, not quality).
+- lpips (AlexNet), clipiqa, musiq, niqe, maniqa: pyiqa's definitions, where available.
+{chr(10).join(unavailable)}
+- latency_ms: one image, after a warm-up image, {'CUDA-synchronized' if device.type == 'cuda' else 'CPU wall time'}.
+  The teacher runs its deterministic sampler for {args.teacher_steps} steps; the student one step.
+  Networks run in tiles of at most {args.tile} LR pixels.
+
+## Set-up
+- checkpoints: {checkpoints}
+- LR inputs: {lr_inputs}
+- device: {device_name} ({device}), {str(dtype).removeprefix('torch.')}
+- versions: Python {platform.python_version()}, {', '.join(versions)}
+"""
+    (out / "summary.md").write_text(text)
+    return "\n".join(table) + "\n" + speed + ("\n".join(unavailable) + "\n" if unavailable else "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
