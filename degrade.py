@@ -297,9 +297,10 @@ def poisson_noise(img, scale, dg):
     rounded up to a power of two, and return (Poisson(img·v)/v − img)·scale."""
     b = img.shape[0]
     q = (img * 255).round().clamp(0, 255)
-    # Count distinct 8-bit values per sample with one histogram (no host sync, unlike torch.unique).
-    ids = q.long().reshape(b, -1) + 256 * torch.arange(b, device=img.device).view(b, 1)
-    distinct = (torch.bincount(ids.flatten(), minlength=256 * b).view(b, 256) > 0).sum(1)
+    # Count distinct 8-bit values per sample by marking each value seen (no host sync, unlike torch.unique
+    # or a CUDA bincount, which both read sizes back to the CPU).
+    seen = torch.zeros((b, 256), device=img.device).scatter_(1, q.long().reshape(b, -1), 1.0)
+    distinct = seen.sum(1)
     v = (2 ** torch.ceil(torch.log2(distinct.to(img.dtype)))).view(b, 1, 1, 1)
     q = q / 255
     return (torch.poisson(q * v, generator=dg) / v - q) * scale

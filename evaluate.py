@@ -123,7 +123,10 @@ def load_pairs(data, lr_dir, seed, preset="resshift"):
     if data == "demo":
         hrs = [(name, img.float() / 255) for name, img in demo_images("val")]
     else:
-        folder = find_div2k("val") if data.lower() == "div2k" else Path(data)
+        try:
+            folder = find_div2k("val") if data.lower() == "div2k" else Path(data)
+        except FileNotFoundError as e:
+            raise SystemExit(f"error: {e}") from None
         if not folder.is_dir():
             raise SystemExit(f"error: --data {data}: no such folder (and not 'demo' or 'DIV2K')")
         hrs = [(p.stem, p) for p in find_images(folder)]
@@ -135,7 +138,14 @@ def load_pairs(data, lr_dir, seed, preset="resshift"):
                          ", ".join(sorted({s for s in stems if stems.count(s) > 1})))
     lr_files = {}
     if lr_dir:
-        lr_files = {p.stem: p for p in find_images(lr_dir)}
+        if not Path(lr_dir).is_dir():
+            raise SystemExit(f"error: --lr-dir {lr_dir}: no such folder")
+        found = find_images(lr_dir)
+        lr_stems = [p.stem for p in found]
+        if len(set(lr_stems)) != len(lr_stems):
+            raise SystemExit(f"error: LR images with the same name in {lr_dir}: "
+                             + ", ".join(sorted({s for s in lr_stems if lr_stems.count(s) > 1})))
+        lr_files = {p.stem: p for p in found}
         missing_lr = sorted(set(stems) - set(lr_files))
         extra_lr = sorted(set(lr_files) - set(stems))
         if missing_lr or extra_lr:
@@ -178,7 +188,7 @@ def timed(fn, device):
 
 def run_methods(methods, pairs, out, device):
     """Upscale every LR image with every method; save the PNGs; return {(stem, method): latency_ms} and
-    {method: peak GPU memory}. Each method is warmed up on the first image first (not timed)."""
+    {method: peak memory}. Each method is warmed up on the first image first (not timed)."""
     from tqdm import tqdm
 
     latency, peak = {}, {}
@@ -189,7 +199,12 @@ def run_methods(methods, pairs, out, device):
         for stem, _, lr in tqdm(pairs, desc=name, unit="img", leave=False):
             sr, latency[stem, name] = timed(lambda: fn(lr.to(device)), device)
             save_png(sr, out / name / f"{stem}.png")
-        peak[name] = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+        if device.type == "cuda":
+            peak[name] = f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
+        else:  # the CPU has no per-method counter: the process's peak so far, all earlier methods included
+            import resource
+
+            peak[name] = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (process peak so far)"
     return latency, peak
 
 
@@ -276,9 +291,11 @@ def main(argv=None):
     latency, peak = run_methods(methods, pairs, out, device)
 
     # 3. Metrics on the saved files, in fp32 (fp64 inside)
+    from tqdm import tqdm
+
     iqa = iqa_metrics(device)
     rows, grid_rows = [], []
-    for stem, hr, lr in pairs:
+    for stem, hr, lr in tqdm(pairs, desc="metrics", unit="img", leave=False):
         outputs = {m: load_image(out / m / f"{stem}.png")[0] for m in methods}
         for m, sr in outputs.items():
             row = {"image": stem, "method": m, "psnr": psnr(sr, hr), "ssim": ssim(sr, hr),
@@ -319,12 +336,12 @@ def write_summary(out, rows, methods, nets, peak, iqa, args, device, dtype, n, c
     import platform
 
     shown = ["psnr", "ssim", "hf_ratio", "psnr_vs_teacher", *IQA_METRICS, "latency_ms"]
-    table = ["| method | " + " | ".join(shown) + " | parameters | peak GPU memory |",
+    table = ["| method | " + " | ".join(shown) + " | parameters | peak memory |",
              "|---" * (len(shown) + 3) + "|"]
     for m in methods:
         params = sum(p.numel() for p in nets[m].net.parameters()) / 1e6 if m in nets else 0
-        mem = f"{peak[m]:.2f} GiB" if peak.get(m) is not None else "n/a (CPU)"
-        table.append(f"| {m} | " + " | ".join(fmt(mean(rows, m, k)) for k in shown) + f" | {params:.1f} M | {mem} |")
+        cells = [fmt(mean(rows, m, k)) for k in shown] + [f"{params:.1f} M", peak[m]]
+        table.append(f"| {m} | " + " | ".join(cells) + " |")
     speed = ""
     if "teacher" in methods:
         t, s = mean(rows, "teacher", "latency_ms"), mean(rows, "student", "latency_ms")

@@ -118,32 +118,38 @@ def load_clip(spec="ViT-B-32:openai", pretrained=True):
     name, _, weights = spec.partition(":")
     if Path(spec).is_file():
         name, weights = "ViT-B-32", spec
-    pretrained = weights if pretrained else ""
     if name not in open_clip.list_models():
         raise ValueError(f"--clip {spec}: open_clip has no model '{name}' (see open_clip.list_models())")
-    if pretrained and not Path(pretrained).is_file():
-        if not open_clip.get_pretrained_cfg(name, pretrained):
+    tag = {}  # what open_clip records about a weight tag: activation, normalization, where to download
+    if weights and not Path(weights).is_file():
+        tag = open_clip.get_pretrained_cfg(name, weights)
+        if not tag:
             tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
-            raise ValueError(f"--clip {spec}: no weights '{pretrained}' for {name} (known: {tags})")
-        cached = cached_clip_weights(name, pretrained)
+            raise ValueError(f"--clip {spec}: no weights '{weights}' for {name} (known: {tags})")
+    source = weights if pretrained else ""
+    if tag and pretrained:
+        cached = cached_clip_weights(name, weights)
         if cached:
-            pretrained = cached
+            source = cached
         elif not hub_reachable():
             raise RuntimeError(
-                f"cannot load the CLIP weights {name}:{pretrained}: the Hugging Face hub cannot be reached "
+                f"cannot load the CLIP weights {name}:{weights}: the Hugging Face hub cannot be reached "
                 f"from here and they are not in the local cache.\nPass a local file (--clip {name}:/path/to/"
                 f"open_clip_model.safetensors, downloaded elsewhere), or train without semantics (--clip random)."
             )
     try:
-        clip = open_clip.create_model(name, pretrained=pretrained or None)
+        # The tag's own settings must be applied by hand once `source` is a file path: OpenAI's weights,
+        # for one, were trained with QuickGELU, not the GELU the architecture's config names.
+        clip = open_clip.create_model(name, pretrained=source or None, force_quick_gelu=tag.get("quick_gelu", False))
     except Exception as e:  # download or format errors from open_clip / huggingface_hub
         raise RuntimeError(f"cannot load the CLIP weights {spec}: {e}\nPass a local file, or --clip random.") from None
-    pp = clip.visual.preprocess_cfg if hasattr(clip.visual, "preprocess_cfg") else {}
+    pp = getattr(clip.visual, "preprocess_cfg", {}) or {}
     size = clip.visual.image_size
     size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
-    return CLIPImageEncoder(clip.visual, size, pp.get("mean", open_clip.OPENAI_DATASET_MEAN),
-                            pp.get("std", open_clip.OPENAI_DATASET_STD), semantic=bool(pretrained),
-                            name=spec if pretrained else f"{name}, random weights")
+    mean = tag.get("mean") or pp.get("mean") or open_clip.OPENAI_DATASET_MEAN
+    std = tag.get("std") or pp.get("std") or open_clip.OPENAI_DATASET_STD
+    return CLIPImageEncoder(clip.visual, size, mean, std, semantic=bool(source),
+                            name=spec if source else f"{name}, random weights")
 
 
 def ess(clip, sr, hr):

@@ -85,18 +85,19 @@ class PixelCodec(nn.Module):
 
 class AutoencoderCodec(nn.Module):
     """A pretrained diffusers autoencoder (VQModel or AutoencoderKL), frozen, with the latent scaling
-    (and shift) its config defines: z = (E(2·img − 1) − shift) · scaling."""
+    (and shift) its config file defines: z = (E(2·img − 1) − shift) · scaling. A config file that sets no
+    scaling_factor gets 1 (diffusers would fill in Stable Diffusion's 0.18215, meaningless for others)."""
 
     pixel_range = False
 
-    def __init__(self, vae):
+    def __init__(self, vae, config_file=None):
         super().__init__()
         self.vae = vae.eval().requires_grad_(False)
-        cfg = vae.config
-        self.channels = cfg.latent_channels
-        self.factor = 2 ** (len(cfg.block_out_channels) - 1)
-        self.scaling = getattr(cfg, "scaling_factor", None) or 1.0
-        self.shift = getattr(cfg, "shift_factor", None) or 0.0
+        written = config_file if config_file is not None else dict(vae.config)
+        self.channels = vae.config.latent_channels
+        self.factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.scaling = written.get("scaling_factor") or 1.0
+        self.shift = written.get("shift_factor") or 0.0
 
     def encode(self, img):
         out = self.vae.encode(img * 2 - 1)
@@ -123,7 +124,8 @@ def hub_reachable(timeout=3.0):
 
 
 def load_autoencoder(name, subfolder=""):
-    """A diffusers VQModel or AutoencoderKL from a local directory or a hub id (local cache first)."""
+    """(model, its config file as written) of a diffusers VQModel or AutoencoderKL, from a local directory
+    or a hub id (the local cache first)."""
     from diffusers import AutoencoderKL, VQModel
 
     local_dir = Path(name).is_dir()
@@ -134,7 +136,7 @@ def load_autoencoder(name, subfolder=""):
         cls = {"VQModel": VQModel, "AutoencoderKL": AutoencoderKL}.get(config.get("_class_name"))
         if cls is None:
             raise ValueError(f"it is a {config.get('_class_name')}, not a VQModel or AutoencoderKL")
-        return cls.from_pretrained(name, subfolder=subfolder or None, local_files_only=local_only)
+        return cls.from_pretrained(name, subfolder=subfolder or None, local_files_only=local_only), config
     except Exception as e:  # diffusers and huggingface_hub raise OSError, ValueError, HTTP errors, ...
         hint = ""
         if local_only and not local_dir:
@@ -150,7 +152,7 @@ def load_autoencoder(name, subfolder=""):
 def build_codec(cfg: ModelConfig):
     if cfg.codec == "pixel":
         return PixelCodec(cfg.scale)
-    codec = AutoencoderCodec(load_autoencoder(cfg.codec, cfg.codec_subfolder))
+    codec = AutoencoderCodec(*load_autoencoder(cfg.codec, cfg.codec_subfolder))
     if codec.factor != cfg.scale:
         raise ValueError(f"autoencoder '{cfg.codec}' downsamples by {codec.factor}, but ×{cfg.scale} SR needs a "
                          f"factor of {cfg.scale} (so that the latent has the LR image's size)")
@@ -256,7 +258,8 @@ class SRModel(nn.Module):
 
     def forward(self, x_t, lr, t):
         """x̂₀ = f_θ(x_t, LR, t). t: an int or a (B,) tensor of timesteps in 1..T."""
-        t = torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])
+        if isinstance(t, int):  # (torch.full, not as_tensor: no blocking host-to-device copy per call)
+            t = torch.full((x_t.shape[0],), t, device=x_t.device)
         inp = torch.cat([self.normalize_input(x_t, t), lr * 2 - 1], dim=1)
         return self.net(inp, t).sample
 
@@ -271,21 +274,23 @@ class SRModel(nn.Module):
         return sorted({round(T - i * (T - 1) / max(steps - 1, 1)) for i in range(steps)}, reverse=True)
 
     @torch.no_grad()
-    def upscale(self, lr, eps=None, steps=None, sampler="deterministic", generator=None):
+    def upscale(self, lr, eps=None, steps=None, sampler="deterministic", generator=None, net=None):
         """LR (B,3,h,w) in [0,1] -> SR (B,3,h·s,w·s) in [0,1]; h and w must be multiples of self.multiple.
 
         The student takes one step; the teacher runs its sampler (all T steps unless `steps` says fewer).
-        ε is drawn from `generator` unless given.
+        ε is drawn from `generator` unless given. `net` stands in for this model's network when given
+        (sample.py passes one that runs it tile by tile).
         """
+        net = self if net is None else net
         y0 = self.encode_lr(lr)
         if eps is None:
             eps = torch.randn(y0.shape, generator=generator, device="cpu").to(y0)
         if self.kind == "student" or steps == 1:
-            z = self(self.prior_sample(y0, eps), lr, self.cfg.T)
+            z = net(self.prior_sample(y0, eps), lr, self.cfg.T)
         elif sampler == "deterministic":
-            z = sample_deterministic(self, y0, lr, eps, steps)
+            z = sample_deterministic(net, y0, lr, eps, steps)
         elif sampler == "ancestral":
-            z = sample_ancestral(self, y0, lr, eps, steps, generator)
+            z = sample_ancestral(net, y0, lr, eps, steps, generator)
         else:
             raise ValueError(f"unknown sampler '{sampler}' (deterministic or ancestral)")
         return self.decode(z).clamp(0, 1)
@@ -386,17 +391,20 @@ def save_checkpoint(path, model: SRModel, **extra):
     os.replace(tmp, path)
 
 
-def read_checkpoint(path):
+def read_checkpoint(path, kind=None):
     """The raw dictionary of a checkpoint file, or an error that names the file and what is wrong."""
     path = Path(path)
+    expected = f"a {kind} checkpoint" if kind else "a checkpoint"
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"{path} does not exist (expected {expected} written by train.py)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, unpickling error, ...
         raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {e}") from None
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a vpdsr checkpoint (expected a file written by train.py)")
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT or not {"kind", "config", "weights"} <= obj.keys():
+        raise ValueError(f"{path} is not a vpdsr checkpoint (expected {expected} written by train.py)")
+    if kind is not None and obj["kind"] != kind:
+        raise ValueError(f"{path} holds a {obj['kind']}, but {expected} is expected here")
     return obj
 
 
@@ -405,9 +413,7 @@ def load_checkpoint(path, kind=None, device="cpu", vae=None):
     'student'), if given, is enforced. `vae` points a diffusers codec at another copy of the same
     autoencoder (a local directory). Keys of compiled (`_orig_mod.`) or DDP (`module.`) networks are
     accepted."""
-    obj = read_checkpoint(path)
-    if kind is not None and obj["kind"] != kind:
-        raise ValueError(f"{path} holds a {obj['kind']}, but a {kind} checkpoint is expected here")
+    obj = read_checkpoint(path, kind)
     cfg = ModelConfig(**obj["config"])
     if vae is not None:
         cfg = ModelConfig(**{**obj["config"], "codec": vae})

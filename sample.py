@@ -79,40 +79,55 @@ def tile_starts(size, tile, step):
 
 
 def gaussian_weights(h, w, device):
-    """Blending weights of one output tile: a 2-D Gaussian, highest at the centre (σ = a quarter side),
-    so that each pixel comes mostly from the tile in which it is furthest from an edge."""
+    """Blending weights of one tile: a 2-D Gaussian, highest at the centre (σ = a quarter side), so
+    that each pixel comes mostly from the tile in which it is furthest from an edge."""
     y = torch.arange(h, device=device, dtype=torch.float32) - (h - 1) / 2
     x = torch.arange(w, device=device, dtype=torch.float32) - (w - 1) / 2
     return torch.exp(-(y[:, None] ** 2) / (2 * (h / 4) ** 2) - x[None] ** 2 / (2 * (w / 4) ** 2))
 
 
+class TiledNetwork:
+    """Stands in for an SRModel inside its samplers: the network runs on overlapping tiles of the latent
+    (tiles of at most tile × tile LR pixels; the latent has the LR image's size) and the tiles' x̂₀ are
+    blended with Gaussian weights. Blending at every network call, around one x_t and one noise for the
+    whole image, keeps seams out of every sampler: one step, deterministic and ancestral alike."""
+
+    def __init__(self, model, tile, overlap):
+        self.model, self.tile, self.step = model, tile, max(tile - overlap, model.multiple)
+
+    def __getattr__(self, name):  # the schedule, config, prior_sample, ...: the model's own
+        return getattr(self.model, name)
+
+    def __call__(self, x_t, lr, t):
+        H, W = x_t.shape[-2:]
+        th, tw = min(self.tile, H), min(self.tile, W)
+        out = torch.zeros(x_t.shape, device=x_t.device)
+        weight = torch.zeros((1, 1, H, W), device=x_t.device)
+        wgt = gaussian_weights(th, tw, x_t.device)
+        for y in tile_starts(H, self.tile, self.step):
+            for x in tile_starts(W, self.tile, self.step):
+                x0_hat = self.model(x_t[..., y : y + th, x : x + tw], lr[..., y : y + th, x : x + tw], t)
+                out[..., y : y + th, x : x + tw] += x0_hat.float() * wgt
+                weight[..., y : y + th, x : x + tw] += wgt
+        return out / weight
+
+
 @torch.no_grad()
 def upscale_image(model, rgb, steps=None, sampler="deterministic", seed=0, tile=0, overlap=32,
                   dtype=torch.float32, color_fix="none"):
-    """rgb (3,h,w) in [0,1] -> (3,s·h,s·w) in [0,1]. tile > 0 splits the (padded) LR input into tiles of
-    at most tile × tile pixels, overlapping by `overlap`."""
+    """rgb (3,h,w) in [0,1] -> (3,s·h,s·w) in [0,1]. tile > 0 runs the network on overlapping tiles of at
+    most tile × tile LR pixels (see TiledNetwork); the codec always sees the whole image."""
     device, s, m = model.eta.device, model.cfg.scale, model.multiple
     h, w = rgb.shape[-2:]
     lr = pad_to_multiple(rgb[None].to(device), m)
-    H, W = lr.shape[-2:]
     g = torch.Generator().manual_seed(seed)
     # ε for the whole image, at the latent size (= the LR size: the codec downsamples by s), on the CPU so
     # that a seed gives the same ε on every device.
-    eps = torch.randn((1, model.codec.channels, H, W), generator=g).to(device)
-    tile = max(m, tile // m * m) if tile else max(H, W)
-    step = max(tile - overlap, m)
-    out = torch.zeros((1, 3, H * s, W * s), device=device)
-    weight = torch.zeros((1, 1, H * s, W * s), device=device)
-    for y in tile_starts(H, tile, step):
-        for x in tile_starts(W, tile, step):
-            th, tw = min(tile, H), min(tile, W)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                sr = model.upscale(lr[..., y : y + th, x : x + tw], eps[..., y : y + th, x : x + tw],
-                                   steps=steps, sampler=sampler, generator=g)
-            wgt = gaussian_weights(th * s, tw * s, device)
-            out[..., y * s : (y + th) * s, x * s : (x + tw) * s] += sr.float() * wgt
-            weight[..., y * s : (y + th) * s, x * s : (x + tw) * s] += wgt
-    sr = (out / weight)[..., : h * s, : w * s]
+    eps = torch.randn((1, model.codec.channels, *lr.shape[-2:]), generator=g).to(device)
+    net = TiledNetwork(model, max(m, tile // m * m), overlap) if tile and tile < max(lr.shape[-2:]) else None
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        sr = model.upscale(lr, eps, steps, sampler, generator=g, net=net)
+    sr = sr.float()[..., : h * s, : w * s]
     if COLOR_FIXES[color_fix] is not None:
         ref = F.interpolate(rgb[None].to(device), scale_factor=s, mode="bicubic", align_corners=False).clamp(0, 1)
         sr = COLOR_FIXES[color_fix](sr, ref)
@@ -152,16 +167,23 @@ def activation_bytes_per_pixel(model, dtype):
     return total[0] / side**2
 
 
+def whole_image_bytes_per_pixel(model):
+    """Memory that tiling does not reduce, per LR pixel: the latent-sized tensors a sampler keeps for the
+    whole image (x_t, y₀, ε, x̂₀ and the blending buffers) and the s×-larger output image, in fp32."""
+    return 4 * (8 * model.codec.channels + 4 * 3 * model.cfg.scale**2)
+
+
 def auto_tile(model, rgb_shape, per_px, tile, budget_fraction=0.5):
     """The tile size to use: the requested one (0 = whole image) when it fits in `budget_fraction` of the
-    free memory (at per_px bytes per LR pixel), else the largest that does (a multiple of the network's
-    size multiple, at least 4 of them)."""
+    free memory (at per_px bytes of network activations per LR pixel, plus the whole-image tensors), else
+    the largest that does (a multiple of the network's size multiple, at least 4 of them)."""
     budget = budget_fraction * available_memory(model.eta.device)
     h, w = rgb_shape[-2:]
+    budget -= whole_image_bytes_per_pixel(model) * h * w
     need = per_px * (min(tile, h) * min(tile, w) if tile else h * w)
     if need <= budget:
         return tile
-    side = int((budget / per_px) ** 0.5) // model.multiple * model.multiple
+    side = int((max(budget, 0) / per_px) ** 0.5) // model.multiple * model.multiple
     return max(side, 4 * model.multiple)
 
 
@@ -207,7 +229,7 @@ def resolve_precision(name, device):
             print(f"note: --precision {name} is not used on the CPU; running in fp32")
         return torch.float32
     if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float32
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
 
 
@@ -276,10 +298,13 @@ def main(argv=None):
         model = load_checkpoint(ckpt, device=device, vae=args.vae)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise SystemExit(f"error: {e}") from None
-    steps = args.steps or (1 if model.kind == "student" else model.cfg.T)
+    steps = args.steps if args.steps is not None else (1 if model.kind == "student" else model.cfg.T)
+    if not 1 <= steps <= model.cfg.T:
+        raise SystemExit(f"error: --steps {steps}: must be between 1 and the teacher's T = {model.cfg.T}")
     if steps > 1 and model.kind == "student":
         raise SystemExit(f"error: --steps {steps} runs a teacher's sampler, but {ckpt} is a student; "
                          "pass a teacher checkpoint (runs/<name>/teacher.pt) or use --steps 1")
+    per_px = activation_bytes_per_pixel(model, dtype)  # for choosing tiles that fit (before compiling)
     if args.compile:
         model.net = torch.compile(model.net)
     what = "one step" if steps == 1 else f"{steps} steps, {args.sampler} sampler"
@@ -290,17 +315,18 @@ def main(argv=None):
     plan = plan_outputs(args.inputs, Path(args.out), model.cfg.scale)
     failed, times = [e for _, _, e in plan if e], []
     todo = [(src, out) for src, out, e in plan if not e]
-    per_px = activation_bytes_per_pixel(model, dtype) if todo else 0  # for choosing tiles that fit
-    if args.benchmark and todo:  # warm-up (and compilation) on the first image, untimed
-        upscale_fitting(model, load_image(todo[0][0])[0], per_px, steps, dtype, args, quiet=True)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+    warm = not args.benchmark  # --benchmark: the first readable image runs once untimed (warm-up, compilation)
     for src, out in tqdm(todo, desc="upscaling", unit="img", disable=len(todo) < 2):
         try:
             rgb, alpha = load_image(src)
         except ValueError as e:
             failed.append(str(e))
             continue
+        if not warm:
+            upscale_fitting(model, rgb, per_px, steps, dtype, args, quiet=True)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            warm = True
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()

@@ -51,7 +51,7 @@ PRESET_DEFAULTS = {
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), allow_abbrev=False,
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = ap.add_argument
     a("--data", default="demo", help="demo, DIV2K, or a folder of HR images (searched recursively)")
@@ -93,10 +93,12 @@ def parse_args(argv=None):
     a("--ckpt-every", type=int, help="steps between checkpoints (preset default)")
     a("--benchmark", action="store_true", help="time a few steps of each stage on synthetic data and exit")
     args = ap.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    given = {x[2:].split("=")[0].replace("-", "_").removeprefix("no_") for x in map(str, argv) if x.startswith("--")}
     for k, v in PRESET_DEFAULTS[args.preset].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
-    return args
+    return args, given
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -120,6 +122,8 @@ class Run:
             self.rank, self.world = 0, 1
             self.device = torch.device(("cuda" if cuda else "cpu") if args.device == "auto" else args.device)
         if self.device.type == "cuda":
+            if self.device.index is None:
+                self.device = torch.device("cuda", torch.cuda.current_device())
             torch.cuda.set_device(self.device)
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         self.main = self.rank == 0
@@ -128,7 +132,7 @@ class Run:
         if self.device.type != "cuda" or p == "fp32":
             self.dtype = torch.float32
         elif p == "auto":
-            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
         else:
             self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[p]
         self.compile = self.device.type == "cuda" if args.compile is None else args.compile
@@ -157,11 +161,12 @@ class Run:
         return g, dg
 
     def wrap(self, net, train=True):
-        """The network as it runs: compiled, and under DDP (if trained) with gradients all-reduced."""
-        net = torch.compile(net) if self.compile else net
+        """The network as it runs: under DDP (if trained) with gradients all-reduced, and compiled. DDP goes
+        inside compile, so that the compiler can split the backward at DDP's buckets and overlap the
+        all-reduces with computation."""
         if self.ddp and train:
             net = DDP(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        return net
+        return torch.compile(net) if self.compile else net
 
     def any_bad(self):
         """Whether any process saw a non-finite loss (one sync, at log and checkpoint steps only)."""
@@ -258,6 +263,7 @@ def student_step(run, s, hr, step):
         s.raw_disc.requires_grad_(True)
         with run.autocast():
             terms["d"] = L.d_hinge(s.disc(hr), s.disc(sr.detach()))
+        run.bad |= ~torch.isfinite(terms["d"])
         optimize(terms["d"], s.opt_d, s.sched_d, s.scaler_d, s.raw_disc.parameters(), a.grad_clip)
         s.raw_disc.requires_grad_(False)
     terms["total"] = loss
@@ -301,16 +307,27 @@ def setup_teacher(run, resume):
     return s
 
 
-def setup_student(run, teacher, resume, clip=None):
+def load_ess_encoder(run):
+    """The frozen CLIP of the ESS loss, loaded before any training so that missing weights fail at once."""
+    if not run.args.w_ess:
+        return None
+    clip = L.load_clip(run.args.clip).to(run.device)
+    if not clip.semantic:
+        run.print(f"note: ESS uses a randomly initialised CLIP ({clip.name}): it is not semantic")
+    return clip
+
+
+def setup_student(run, teacher, resume, clip, preview=None):
     a = run.args
     teacher.eval().requires_grad_(False)  # S_θ: frozen; these are the teacher's EMA weights
     s = State(teacher=teacher, student=make_student(teacher).train())  # f_φ starts as a copy of the teacher
     s.raw = s.student.net
     s.ema = make_student(teacher).requires_grad_(False).eval()
     s.raw_disc = PatchGAN().to(run.device)
-    s.clip = (clip or L.load_clip(a.clip)).to(run.device)
-    if not s.clip.semantic:
-        run.print(f"note: ESS uses a randomly initialised CLIP ({a.clip}): it is not semantic")
+    s.clip = clip
+    if preview is not None and run.main:  # the frozen teacher's sample grid column, computed once, uncompiled
+        with torch.no_grad(), run.autocast():
+            s.preview_teacher = teacher.upscale(preview[1], preview_noise(teacher, preview[1]))
     s.opt = torch.optim.AdamW(s.raw.parameters(), lr=a.lr, weight_decay=0.0)
     s.opt_d = torch.optim.AdamW(s.raw_disc.parameters(), lr=a.lr_d, betas=(0.5, 0.999), weight_decay=0.0)
     s.sched, s.sched_d = warmup_schedule(s.opt, a.warmup), warmup_schedule(s.opt_d, a.warmup)
@@ -335,26 +352,26 @@ def train_stage(run, stage, s, dataset, iters, step_fn, preview):
     loader = iter(build_loader(dataset, a.batch_size, a.workers, a.seed + (stage == "student"), run.device,
                                start_step=s.start, rank=run.rank, world=run.world))
     bar = tqdm(total=iters, initial=s.start, desc=stage, disable=not run.main, dynamic_ncols=True)
-    sums, t_log, n_log = {}, time.perf_counter(), 0
+    sums, counts, t_log, n_log = {}, {}, time.perf_counter(), 0
     for step in range(s.start, iters):
         hr = next(loader).to(run.device, non_blocking=True)
         lr_now = s.sched.get_last_lr()[0]  # the learning rate this step uses
         terms = step_fn(run, s, hr, step)
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0) + v
+        for k, v in terms.items():  # (adv and d exist only from --adv-start: each term averages its own steps)
+            sums[k], counts[k] = sums.get(k, 0) + v, counts.get(k, 0) + 1
         n_log, done = n_log + 1, step + 1
         bar.update(1)
         if done % a.log_every == 0 or done == iters:
             if run.any_bad():
                 stop_on_nan(run, stage, done)
             dt = time.perf_counter() - t_log
-            rec = {"stage": stage, "step": done, **{k: (v / n_log).item() for k, v in sums.items()},
+            rec = {"stage": stage, "step": done, **{k: (v / counts[k]).item() for k, v in sums.items()},
                    "lr": lr_now, "img_per_s": n_log * a.batch_size * run.world / dt}
             bar.set_postfix({k: f"{v:.4g}" for k, v in rec.items() if k not in ("stage", "step", "lr")})
             if run.main:
                 with open(run.out / "log.jsonl", "a") as f:
                     f.write(json.dumps(rec) + "\n")
-            sums, t_log, n_log = {}, time.perf_counter(), 0
+            sums, counts, t_log, n_log = {}, {}, time.perf_counter(), 0
         if run.main and (done % a.sample_every == 0 or done == iters):
             save_samples(run, stage, done, s, preview)
         if done % a.ckpt_every == 0 or done == iters:
@@ -401,20 +418,24 @@ def make_preview(run, dataset, n=4):
     return degrade(hr, run.deg, torch.Generator().manual_seed(run.args.seed))
 
 
+def preview_noise(model, lr):
+    """The same ε for every sample grid of a run."""
+    shape = (lr.shape[0], model.codec.channels, *lr.shape[-2:])
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(lr.device)
+
+
 @torch.no_grad()
 def save_samples(run, stage, step, s, preview):
     """A grid, one row per image: LR (nearest ↑) | teacher (T steps) | [student (1 step)] | HR."""
     from torchvision.utils import save_image
 
     hr, lr = preview
-    eps = torch.randn(s.ema.encode_lr(lr).shape, generator=torch.Generator().manual_seed(0)).to(run.device)
+    eps = preview_noise(s.ema, lr)
     with run.autocast():
         columns = [lr.repeat_interleave(4, -2).repeat_interleave(4, -1)]
         if stage == "teacher":
             columns.append(s.ema.upscale(lr, eps))
         else:
-            if "preview_teacher" not in s:  # the frozen teacher's result never changes: compute it once
-                s.preview_teacher = s.teacher.upscale(lr, eps)
             columns += [s.preview_teacher, s.ema.upscale(lr, eps)]
         columns.append(hr)
     grid = torch.stack([c.float().clamp(0, 1) for c in columns], 1).flatten(0, 1)
@@ -494,7 +515,8 @@ def benchmark(run, warmup=3):
 
     # Student stage (the teacher: the random network above, frozen)
     a.adv_start = 0  # every timed step includes the discriminator
-    s2 = setup_student(run, s.ema, None, clip=L.load_clip(a.clip, pretrained=False))
+    clip = L.load_clip(a.clip, pretrained=False).to(dev) if a.w_ess else None
+    s2 = setup_student(run, s.ema, None, clip)
     for i in range(warmup):
         student_step(run, s2, hr, i)
     if dev.type == "cuda":
@@ -535,7 +557,8 @@ def benchmark(run, warmup=3):
              ("student", "  degradation", ms(lambda i: degrade(hr, run.deg, g)), ""),
              ("student", f"  teacher targets ({s2.teacher.cfg.T} steps, no grad)", targets, ""),
              ("student", "  student fwd/bwd + AdamW", ms(student_fwd_bwd), ""),
-             ("student", f"  CLIP ESS fwd/bwd ({s2.clip.name})", ms(loss_fwd_bwd(lambda x: L.ess(s2.clip, x, hr))), ""),
+             ("student", f"  CLIP ESS fwd/bwd ({clip.name if clip else 'off'})",
+              ms(loss_fwd_bwd(lambda x: L.ess(clip, x, hr))) if clip else 0.0, ""),
              ("student", "  HFP fwd/bwd", ms(loss_fwd_bwd(lambda x: L.hfp(x, hr, a.hfp_cutoff))), ""),
              ("student", "  discriminator (G term + D step)", ms(disc_steps), "")]
     print(f"{'stage':<9}{'part':<46}{'ms':>9}{'img/s':>9}  peak memory")
@@ -550,23 +573,40 @@ def benchmark(run, warmup=3):
 # ---------------------------------------------------------------------------------------------------
 
 
+# What a resumed run takes from its command line: these flags when given (other settings come back from
+# last.pt, and changing them is an error), and always the ones that say what to do now.
+RESUME_MAY_CHANGE = {"teacher_iters", "student_iters", "workers", "log_every", "sample_every", "ckpt_every",
+                     "device", "compile", "precision"}
+RESUME_FROM_COMMAND_LINE = {"stage", "resume", "overwrite", "download", "benchmark", "out"}
+
+
 def main(argv=None):
-    args = parse_args(argv)
+    args, given = parse_args(argv)
+
+    # 1. The run folder: a fresh one, or the state (and settings) of the run to resume
+    resume, restored = None, []
+    last = Path(args.out) / "last.pt"
+    if args.resume:
+        if not last.exists():
+            sys.exit(f"error: --resume, but {last} does not exist (nothing to resume)")
+        resume = torch.load(last, map_location="cpu", weights_only=True)
+        for k, v in resume["args"].items():
+            if k in RESUME_FROM_COMMAND_LINE or (k in given and k in RESUME_MAY_CHANGE) or getattr(args, k) == v:
+                continue
+            if k in given:
+                sys.exit(f"error: --{k.replace('_', '-')} cannot change when a run is resumed ({v} in {last})")
+            restored.append(k)
+            setattr(args, k, v)
+    elif last.exists() and not args.overwrite and not args.benchmark:
+        sys.exit(f"error: {args.out} already holds a run: --resume to continue it, --overwrite to start "
+                 "again, or --out for a new folder")
     run = Run(args)
     torch.manual_seed(args.seed)
     if args.benchmark:
         return benchmark(run)
-
-    # 1. The run folder: a fresh one, or the state of the run to resume
-    resume = None
-    if args.resume:
-        if not (run.out / "last.pt").exists():
-            sys.exit(f"error: --resume, but {run.out / 'last.pt'} does not exist (nothing to resume)")
-        resume = torch.load(run.out / "last.pt", map_location="cpu", weights_only=True)
-        run.print(f"resuming {run.out}: {resume['stage']} stage, step {resume['step']}")
-    elif (run.out / "last.pt").exists() and not args.overwrite:
-        sys.exit(f"error: {run.out} already holds a run: --resume to continue it, --overwrite to start "
-                 "again, or --out for a new folder")
+    if resume:
+        run.print(f"resuming {run.out}: {resume['stage']} stage, step {resume['step']}"
+                  + (f"; with the run's own {', '.join(restored)}" if restored else ""))
     if run.main:
         run.out.mkdir(parents=True, exist_ok=True)
         if not args.resume and (run.out / "log.jsonl").exists():
@@ -584,7 +624,13 @@ def main(argv=None):
               f"{str(run.dtype).removeprefix('torch.')}, compile {'on' if run.compile else 'off'}")
     preview = make_preview(run, dataset)
 
-    # 3. Stage 1: the teacher
+    # 3. The ESS encoder, loaded now: weights that cannot be had should stop the run before training, not after
+    try:
+        clip = load_ess_encoder(run) if args.stage != "teacher" else None
+    except (RuntimeError, ValueError) as e:
+        sys.exit(f"error: {e}")
+
+    # 4. Stage 1: the teacher
     teacher_path = Path(args.teacher) if args.teacher else run.out / "teacher.pt"
     if args.stage in ("all", "teacher") and not (resume and resume["stage"] == "student"):
         s = setup_teacher(run, resume)
@@ -596,7 +642,7 @@ def main(argv=None):
     if args.stage == "teacher":
         return finish(run)
 
-    # 4. Stage 2: the student, distilled from the (EMA) teacher
+    # 5. Stage 2: the student, distilled from the (EMA) teacher
     if resume and resume["stage"] == "student" and resume.get("teacher_path"):
         teacher_path = Path(resume["teacher_path"])
     try:
@@ -605,7 +651,7 @@ def main(argv=None):
         sys.exit(f"error: --teacher: {e}")
     if args.stage == "student" and teacher.cfg.codec != args.vae:
         sys.exit(f"error: --teacher {teacher_path} was trained with codec '{teacher.cfg.codec}', not --vae {args.vae}")
-    s = setup_student(run, teacher, resume)
+    s = setup_student(run, teacher, resume, clip, preview)
     s.teacher_path = str(teacher_path)
     run.print(f"student: from {teacher_path}, {args.student_iters} steps, adversarial from step {args.adv_start}")
     train_stage(run, "student", s, dataset, args.student_iters, student_step, preview)

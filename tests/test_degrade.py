@@ -143,6 +143,27 @@ def test_sinc_branch_and_size_draw():
     assert (no_sinc >= 0).all()
 
 
+def test_sinc_cutoff_depends_on_kernel_size(monkeypatch):
+    seen = []
+    original = D.sinc_kernels
+    monkeypatch.setattr(D, "sinc_kernels", lambda size, cutoff, pad_to: seen.append((size, cutoff))
+                        or original(size, cutoff, pad_to))
+    D.random_blur_kernels(400, replace(STAGE1, sinc_prob=1.0, kernel_sizes=(7, 9, 15, 17)), gen(), 21)
+    size, cutoff = seen[0]
+    small, large = cutoff[size < 13], cutoff[size >= 13]
+    assert small.min() >= math.pi / 3 and small.max() <= math.pi
+    assert large.min() >= math.pi / 5 and large.max() <= math.pi and (large < math.pi / 3).any()
+
+
+def test_final_jpeg_uses_the_second_stage_quality(monkeypatch):
+    qualities = []
+    original = D.jpeg
+    monkeypatch.setattr(D, "jpeg", lambda img, quality: qualities.append(quality.tolist()) or original(img, quality))
+    cfg = force(stage1={"jpeg_range": (90, 90)}, stage2={"jpeg_range": (20, 20)}, second_order_prob=0.0)
+    degrade(photo(size=(64, 64)).expand(2, -1, -1, -1), cfg, gen())
+    assert qualities == [[90, 90], [20, 20]]
+
+
 def test_final_filter_is_delta_or_sinc():
     delta = D.final_sinc_kernels(4, replace(RESSHIFT, final_sinc_prob=0.0), gen(), 21)
     assert (delta[:, 10, 10] == 1).all() and delta.sum().item() == 4

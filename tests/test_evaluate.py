@@ -5,6 +5,7 @@
 
 import csv
 import importlib.machinery
+import importlib.util
 import sys
 import types
 
@@ -86,41 +87,63 @@ def save(img, path):
 
 @pytest.fixture()
 def folders(tmp_path):
-    """HR images and their LR versions, named so that sort order and pairing disagree."""
+    """HR images and their LR versions, in sub-folders arranged so that path order and name order disagree:
+    pairing by sort order would match the wrong images."""
     hr_dir, lr_dir = tmp_path / "hr", tmp_path / "lr"
-    for stem, name in [("b_cat", "chelsea"), ("a_cup", "coffee"), ("C_rocket", "rocket")]:
+    for (hr_sub, lr_sub), stem, name in [(("2", "a"), "b_cat", "chelsea"), (("1", "c"), "a_cup", "coffee"),
+                                         (("3", "b"), "c_rocket", "rocket")]:
         img = getattr(skimage.data, name)()[:66, :90]
-        save(img, hr_dir / f"{stem}.png")
-        save(np.asarray(Image.fromarray(img[:64, :88]).resize((22, 16), Image.BICUBIC)), lr_dir / "x" / f"{stem}.png")
+        save(img, hr_dir / hr_sub / f"{stem}.png")
+        lr = np.asarray(Image.fromarray(img[:64, :88]).resize((22, 16), Image.BICUBIC))
+        save(lr, lr_dir / lr_sub / f"{stem}.png")
     return hr_dir, lr_dir
+
+
+def lr_file(lr_dir, stem):
+    return next(lr_dir.rglob(f"{stem}.png"))
 
 
 def test_pairs_by_name_not_order(folders):
     hr_dir, lr_dir = folders
+    assert [p.stem for p in E.find_images(hr_dir)] != [p.stem for p in E.find_images(lr_dir)]
     pairs = E.load_pairs(str(hr_dir), str(lr_dir), seed=0)
-    assert sorted(s for s, _, _ in pairs) == ["C_rocket", "a_cup", "b_cat"]
+    assert sorted(s for s, _, _ in pairs) == ["a_cup", "b_cat", "c_rocket"]
     for stem, hr, lr in pairs:
         assert hr.shape == (3, 64, 88) and lr.shape == (3, 16, 22)  # HR cropped top-left to a multiple of 4
-        expect = torch.from_numpy(np.array(Image.open(lr_dir / "x" / f"{stem}.png"))).permute(2, 0, 1) / 255
+        expect = torch.from_numpy(np.array(Image.open(lr_file(lr_dir, stem)))).permute(2, 0, 1) / 255
         torch.testing.assert_close(lr, expect.float())
+        src = torch.from_numpy(np.array(Image.open(next(hr_dir.rglob(f"{stem}.png"))))).permute(2, 0, 1) / 255
+        torch.testing.assert_close(hr, src[:, :64, :88].float())
 
 
-def test_missing_and_mismatched_pairs_are_named(folders):
+def test_missing_and_mismatched_pairs_are_named(folders, tmp_path):
     hr_dir, lr_dir = folders
-    (lr_dir / "x" / "a_cup.png").rename(lr_dir / "x" / "z_extra.png")
+    lr_file(lr_dir, "a_cup").rename(lr_dir / "z_extra.png")
     with pytest.raises(SystemExit) as err:
         E.load_pairs(str(hr_dir), str(lr_dir), seed=0)
     assert "HR without LR" in str(err.value) and "a_cup" in str(err.value) and "z_extra" in str(err.value)
-    (lr_dir / "x" / "z_extra.png").rename(lr_dir / "x" / "a_cup.png")
-    save(skimage.data.coffee()[:20, :20], lr_dir / "x" / "b_cat.png")
+    (lr_dir / "z_extra.png").rename(lr_dir / "a_cup.png")
+    save(skimage.data.coffee()[:20, :20], lr_file(lr_dir, "b_cat"))
     with pytest.raises(SystemExit, match="b_cat.png is 20x20, but its HR image"):
         E.load_pairs(str(hr_dir), str(lr_dir), seed=0)
+    save(skimage.data.coffee()[:16, :22], lr_dir / "again" / "b_cat.png")
+    with pytest.raises(SystemExit, match="LR images with the same name .*b_cat"):
+        E.load_pairs(str(hr_dir), str(lr_dir), seed=0)
+    with pytest.raises(SystemExit, match="--lr-dir .*nowhere: no such folder"):
+        E.load_pairs(str(hr_dir), str(tmp_path / "nowhere"), seed=0)
+
+
+def test_missing_div2k_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VPDSR_DATA", raising=False)
+    with pytest.raises(SystemExit, match="DIV2K_valid_HR"):
+        E.load_pairs("DIV2K", None, seed=0)
 
 
 def test_generated_lr_is_fixed_per_image_name(folders):
     hr_dir, _ = folders
     a = {s: lr for s, _, lr in E.load_pairs(str(hr_dir), None, seed=0)}
-    (hr_dir / "C_rocket.png").unlink()  # another set of images: the remaining LR inputs do not change
+    next(hr_dir.rglob("c_rocket.png")).unlink()  # another set of images: the remaining LR inputs do not change
     b = {s: lr for s, _, lr in E.load_pairs(str(hr_dir), None, seed=0)}
     assert torch.equal(a["b_cat"], b["b_cat"]) and torch.equal(a["a_cup"], b["a_cup"])
     c = {s: lr for s, _, lr in E.load_pairs(str(hr_dir), None, seed=1)}
@@ -130,7 +153,10 @@ def test_generated_lr_is_fixed_per_image_name(folders):
 # ------------------------------------------------------------------ a whole run
 
 
-def test_end_to_end_report(tmp_path, ckpts, capsys):
+def test_end_to_end_report(tmp_path, ckpts, capsys, monkeypatch):
+    real_find_spec = importlib.util.find_spec  # as on a machine without pyiqa, wherever this runs
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pyiqa" else real_find_spec(name, *a))
     out = tmp_path / "report"
     assert E.main(["--ckpt", str(ckpts / "student.pt"), "--data", "demo", "--out", str(out),
                    "--teacher-steps", "2"]) == 0

@@ -74,6 +74,27 @@ def test_clip_from_a_local_weights_file(tmp_path):
     torch.testing.assert_close(enc.visual.conv1.weight, saved.visual.conv1.weight)
 
 
+def test_clip_weight_tags_bring_their_activation_and_normalization(tmp_path, monkeypatch):
+    """A tag's own settings apply even when its weights come from the local cache (a file path): OpenAI's
+    ViT-B-32 weights, say, need QuickGELU and their own mean/std."""
+    import open_clip
+
+    cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16,
+                                           "head_width": 16},
+           "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1}}
+    (tmp_path / "vpdsr-test-tagged.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path / "vpdsr-test-tagged.json")
+    torch.save(open_clip.create_model("vpdsr-test-tagged").state_dict(), tmp_path / "w.pt")
+    tag = {"quick_gelu": True, "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "hf_hub": "org/repo/"}
+    real = open_clip.get_pretrained_cfg
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda n, t: tag if t == "mytag" else real(n, t))
+    monkeypatch.setattr(L, "cached_clip_weights", lambda name, t: str(tmp_path / "w.pt"))
+    enc = L.load_clip("vpdsr-test-tagged:mytag")
+    assert enc.semantic
+    assert type(enc.visual.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
+    assert enc.mean.flatten().tolist() == [0.5] * 3 and enc.std.flatten().tolist() == [0.25] * 3
+
+
 def test_unreachable_clip_weights_fail_fast_with_advice(monkeypatch):
     monkeypatch.setattr(L, "hub_reachable", lambda: False)
     monkeypatch.setattr(L, "cached_clip_weights", lambda name, tag: None)
@@ -146,3 +167,12 @@ def test_distillation_target_is_the_teachers_deterministic_sampler():
     x = torch.randn_like(target)
     assert L.distillation(x, target).item() == pytest.approx(((x - target) ** 2).mean().item(), rel=1e-6)
     assert L.distillation(target, target).item() == 0
+
+    class Perfect(M.SRModel):  # a teacher that always knows x₀: its T-step result must be exactly x₀
+        def forward(self, x_t, lr, t):
+            return self.x0.expand_as(x_t)
+
+    perfect = Perfect(M.ModelConfig(preset="tiny"))
+    perfect.x0 = torch.rand(1, 48, 16, 16) * 2 - 1
+    torch.testing.assert_close(L.distillation_target(perfect, y0, lr, eps), perfect.x0.expand(3, -1, -1, -1),
+                               atol=1e-5, rtol=0)

@@ -71,6 +71,14 @@ def test_input_normalization(tiny):
     assert out[0].mean().item() == pytest.approx(1 / (3 * 2 * 0.02 + 1))
     assert out[1].mean().item() == pytest.approx(1 / (3 * 2 * 0.99 + 1))
 
+    class LatentCodec(torch.nn.Module):  # an autoencoder's latent space: divide by √(κ²η_t + 1)
+        pixel_range, channels = False, 4
+
+    m = SRModel(ModelConfig(preset="tiny"), codec=LatentCodec())
+    out = m.normalize_input(torch.ones(2, 4, 2, 2), t)
+    assert out[0].mean().item() == pytest.approx(1 / math.sqrt(4 * 0.02**2 + 1))
+    assert out[1].mean().item() == pytest.approx(1 / math.sqrt(4 * 0.99**2 + 1))
+
 
 # ------------------------------------------------------------------ samplers
 
@@ -123,6 +131,27 @@ def test_samplers_follow_their_formulas_step_by_step():
     out = M.sample_ancestral(m, y0, None, eps, generator=torch.Generator().manual_seed(3))
     assert out.item() == pytest.approx(anc, abs=1e-5)
     assert det != pytest.approx(anc, abs=1e-3)
+
+
+def test_samplers_with_fewer_steps_skip_timesteps_by_the_same_formulas():
+    """With steps < T the update goes from t straight to the next visited s, with η_s in place of η_{t-1}."""
+    m = Linear(ModelConfig(preset="tiny"))
+    y0, eps = torch.full((1, 1, 1, 1), 0.2), torch.full((1, 1, 1, 1), -0.4)
+    eta = M.eta_schedule().tolist()
+    ts = m.timesteps(4)
+    det = anc = 0.2 + 2 * math.sqrt(eta[15]) * -0.4
+    g = torch.Generator().manual_seed(5)
+    for t, s in zip(ts, ts[1:] + [0]):
+        x0 = 0.5 * det + 0.01 * t
+        det = ((1 - eta[s] + math.sqrt(eta[s] * eta[t]) - math.sqrt(eta[s] / eta[t])) * x0
+               + math.sqrt(eta[s] / eta[t]) * det + (eta[s] - math.sqrt(eta[s] * eta[t])) * 0.2)
+        x0 = 0.5 * anc + 0.01 * t
+        anc = eta[s] / eta[t] * anc + (eta[t] - eta[s]) / eta[t] * x0
+        if s > 0:
+            anc += 2 * math.sqrt(eta[s] / eta[t] * (eta[t] - eta[s])) * torch.randn((1, 1, 1, 1), generator=g).item()
+    assert M.sample_deterministic(m, y0, None, eps, steps=4).item() == pytest.approx(det, abs=1e-5)
+    out = M.sample_ancestral(m, y0, None, eps, steps=4, generator=torch.Generator().manual_seed(5))
+    assert out.item() == pytest.approx(anc, abs=1e-5)
 
 
 def test_samplers_are_reproducible_and_use_the_network(tiny):
@@ -202,6 +231,16 @@ def test_diffusers_autoencoder_codec_from_disk(tmp_path, kind):
     torch.testing.assert_close(again.encode(img), z)
 
 
+def test_latent_scaling_comes_from_the_config_file(tmp_path):
+    import json
+
+    tiny_autoencoder("vq").save_pretrained(tmp_path / "vq")
+    config = json.loads((tmp_path / "vq" / "config.json").read_text())
+    config.pop("scaling_factor")  # as in autoencoders saved before diffusers knew the setting
+    (tmp_path / "vq" / "config.json").write_text(json.dumps(config))
+    assert M.build_codec(ModelConfig(codec=str(tmp_path / "vq"))).scaling == 1.0
+
+
 def test_autoencoder_of_the_wrong_factor_is_refused(tmp_path):
     tiny_autoencoder("kl", factor_levels=4).save_pretrained(tmp_path / "f8")
     with pytest.raises(ValueError, match="downsamples by 8"):
@@ -218,6 +257,22 @@ def test_unreachable_weights_fail_fast_with_advice(monkeypatch, tmp_path):
     msg = str(err.value)
     assert "someone/some-vae" in msg and "--vae pixel" in msg and "--vae DIR" in msg
     assert not M.hub_reachable()
+
+
+def test_hub_reachability_is_a_short_socket_check(monkeypatch):
+    import socket
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    calls = []
+
+    def refuse(address, timeout):
+        calls.append(timeout)
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert not M.hub_reachable() and calls == [3.0]
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout: socket.socket())
+    assert M.hub_reachable()
 
 
 # ------------------------------------------------------------------ networks
@@ -279,8 +334,11 @@ def test_compiled_and_ddp_prefixes_are_stripped(tmp_path, tiny):
 
 
 def test_bad_checkpoints_are_refused_by_name(tmp_path, tiny):
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
-        M.load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="missing.pt does not exist .expected a student checkpoint"):
+        M.load_checkpoint(tmp_path / "missing.pt", kind="student")
+    torch.save({"format": M.FORMAT, "kind": "teacher"}, tmp_path / "partial.pt")
+    with pytest.raises(ValueError, match="partial.pt is not a vpdsr checkpoint"):
+        M.load_checkpoint(tmp_path / "partial.pt")
     good = tmp_path / "teacher.pt"
     M.save_checkpoint(good, tiny)
     cut = tmp_path / "truncated.pt"

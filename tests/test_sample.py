@@ -111,23 +111,35 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path, photos):
 
 def test_tiled_output_is_close_to_untiled(ckpts):
     """Tiles see less context than the whole image, so the outputs differ, but little: far less than a
-    change of the noise ε does. With a 'network' that looks at one pixel at a time, they differ only where
-    the bicubic upscale of y₀ sees across a tile border."""
+    change of the noise ε does."""
     student = M.load_checkpoint(ckpts / "student.pt")
+    teacher = M.load_checkpoint(ckpts / "teacher.pt")
     rgb = torch.from_numpy(skimage.data.rocket()[100:196, 200:320]).permute(2, 0, 1).float() / 255  # 120x96
-    whole = S.upscale_image(student, rgb, tile=0)
-    tiled = S.upscale_image(student, rgb, tile=48, overlap=16)
-    other_eps = S.upscale_image(student, rgb, tile=0, seed=1)
-    assert whole.shape == tiled.shape == (3, 384, 480)
-    assert (tiled - whole).abs().mean() < 0.5 * (other_eps - whole).abs().mean()
+    for model, kw in [(student, {}), (teacher, {"steps": 3, "sampler": "ancestral"})]:
+        whole = S.upscale_image(model, rgb, tile=0, **kw)
+        tiled = S.upscale_image(model, rgb, tile=48, overlap=16, **kw)
+        other_eps = S.upscale_image(model, rgb, tile=0, seed=1, **kw)
+        assert whole.shape == tiled.shape == (3, 384, 480)
+        assert (tiled - whole).abs().mean() < 0.5 * (other_eps - whole).abs().mean()
 
-    class Pointwise(M.SRModel):
-        def forward(self, x_t, lr, t):
-            return 0.8 * x_t
 
-    local = Pointwise(student.cfg, kind="student")
-    whole, tiled = S.upscale_image(local, rgb, tile=0), S.upscale_image(local, rgb, tile=48, overlap=16)
-    assert (tiled - whole).abs().mean() < 1e-3 and (tiled - whole).abs().max() < 0.1
+class Pointwise(M.SRModel):
+    """A 'network' that looks at one latent pixel at a time: tiling must then change nothing at all."""
+
+    def forward(self, x_t, lr, t):
+        return 0.8 * x_t + 0.1 * lr.repeat_interleave(16, 1)
+
+
+@pytest.mark.parametrize("kind,kw", [("student", {}), ("teacher", {"steps": 4}),
+                                     ("teacher", {"steps": 4, "sampler": "ancestral"})])
+def test_tiling_adds_no_seams(kind, kw):
+    """One x_t, one ε and one step noise for the whole image, x̂₀ blended at every step: with a local
+    network the tiled result equals the untiled one, for every sampler."""
+    model = Pointwise(M.ModelConfig(preset="tiny"), kind=kind)
+    rgb = torch.from_numpy(skimage.data.rocket()[100:196, 200:320]).permute(2, 0, 1).float() / 255
+    whole = S.upscale_image(model, rgb, tile=0, **kw)
+    tiled = S.upscale_image(model, rgb, tile=48, overlap=16, **kw)
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
 
 
 def test_tiles_cover_the_image():
@@ -176,7 +188,16 @@ def test_color_fix_flag_and_fp16_on_cpu(tmp_path, photos, ckpts, capsys):
 
 
 def test_benchmark_prints_a_table(tmp_path, photos, ckpts, capsys):
-    assert run(photos / "odd.png", photos / "gray.jpg", "-o", tmp_path, "--ckpt", ckpts / "student.pt",
-               "--benchmark") == 0
-    out = capsys.readouterr().out
-    assert "odd.png" in out and "172x148" in out and "images/s" in out and "peak memory" in out
+    (tmp_path / "a_bad.png").write_text("not an image")  # first in line: the warm-up must skip it
+    assert run(tmp_path / "a_bad.png", photos / "odd.png", photos / "gray.jpg", "-o", tmp_path / "out",
+               "--ckpt", ckpts / "student.pt", "--benchmark") == 1
+    captured = capsys.readouterr()
+    assert "odd.png" in captured.out and "172x148" in captured.out and "images/s" in captured.out
+    assert "peak memory" in captured.out and "a_bad.png" in captured.err
+    assert (tmp_path / "out" / "odd_x4.png").exists() and (tmp_path / "out" / "gray_x4.png").exists()
+
+
+def test_steps_out_of_range_is_an_error(tmp_path, photos, ckpts):
+    for steps in (0, 16):
+        with pytest.raises(SystemExit, match="between 1 and the teacher's T = 15"):
+            run(photos / "odd.png", "-o", tmp_path, "--ckpt", ckpts / "teacher.pt", "--steps", steps)

@@ -6,6 +6,7 @@ benchmark. CPU; tiny networks, 32² patches, a handful of steps.
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -65,10 +66,10 @@ def test_checkpoints_load_back_and_upscale(smoke, tmp_path):
 def test_distillation_target_in_the_loop_is_the_teachers_sampler(smoke, monkeypatch):
     """Spy on one student step: the target it regresses to is sample_deterministic of the frozen teacher
     from the very x_T the student starts from."""
-    args = T.parse_args([*TINY, "--out", str(smoke)])
+    args, _ = T.parse_args([*TINY, "--out", str(smoke)])
     run = T.Run(args)
     teacher = M.load_checkpoint(smoke / "teacher.pt", kind="teacher")
-    s = T.setup_student(run, teacher, None)
+    s = T.setup_student(run, teacher, None, T.load_ess_encoder(run))
     seen = {}
     original = L.distillation
     def spy(x0_hat, target):
@@ -111,6 +112,18 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
     assert_same_weights(tmp_path / "straight" / "student.pt", part / "student.pt")
     state = torch.load(part / "last.pt", weights_only=True)
     assert state["stage"] == "student" and state["step"] == 3 and "opt_d" in state
+
+
+def test_resume_keeps_the_runs_own_settings(tmp_path, capsys):
+    """A resumed run takes its settings from last.pt: only step counts and such may change."""
+    assert train(tmp_path, "--teacher-iters", 2, "--stage", "teacher") == 0
+    assert T.main(["--out", str(tmp_path), "--resume", "--stage", "teacher", "--teacher-iters", "3"]) == 0
+    assert "with the run's own" in capsys.readouterr().out
+    assert M.load_checkpoint(tmp_path / "teacher.pt").cfg.preset == "tiny"
+    assert M.read_checkpoint(tmp_path / "teacher.pt")["step"] == 3
+    assert json.loads((tmp_path / "config.json").read_text())["args"]["workers"] == 0  # tiny's, not base's
+    with pytest.raises(SystemExit, match="--batch-size cannot change when a run is resumed"):
+        T.main(["--out", str(tmp_path), "--resume", "--batch-size", "4"])
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
@@ -178,8 +191,11 @@ def test_ddp_with_two_processes_on_gloo(tmp_path):
 
 @pytest.mark.slow
 def test_compile_path_on_cpu(tmp_path):
-    assert train(tmp_path, "--compile", "--stage", "teacher", "--teacher-iters", 2) == 0
-    assert M.load_checkpoint(tmp_path / "teacher.pt", kind="teacher")
+    """Both stages compiled: the trained networks, the no-grad teacher and the discriminator."""
+    assert train(tmp_path, "--compile", "--teacher-iters", 2, "--student-iters", 2, "--adv-start", 1) == 0
+    assert M.load_checkpoint(tmp_path / "student.pt", kind="student")
+    log = [json.loads(line) for line in open(tmp_path / "log.jsonl")]
+    assert "d" in log[-1] and all(math.isfinite(v) for r in log for v in r.values() if isinstance(v, float))
 
 
 @pytest.mark.gpu
