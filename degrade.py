@@ -595,7 +595,7 @@ class HRCrops(torch.utils.data.Dataset):
                 img = load_image(path)[0]
             except ValueError as err:
                 warnings.warn(f"skipping {err}")
-                return self[((i + 1) % len(self), seed) if seed is not None else (i + 1) % len(self)]
+                return self[(i + 1) % len(self), seed]
         p = self.patch_size
         if min(img.shape[-2:]) < p:  # rare: an image smaller than the patch
             img = pad_to_patch(to_float(img), p)

@@ -20,7 +20,6 @@ import csv
 import importlib.util
 import math
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 from degrade import PRESETS, degrade, demo_images, find_div2k, find_images, load_image, save_png
 from losses import high_pass_mask
 from model import load_checkpoint
-from sample import resolve_device, resolve_precision, upscale_image
+from sample import peak_memory, resolve_device, resolve_precision, timed, upscale_image
 
 SCALE = 4
 IQA_METRICS = ("lpips", "clipiqa", "musiq", "niqe", "maniqa")  # pyiqa names; lower is better for lpips, niqe
@@ -176,16 +175,6 @@ def bicubic(lr):
     return F.interpolate(lr[None], scale_factor=SCALE, mode="bicubic", align_corners=False)[0].clamp(0, 1)
 
 
-def timed(fn, device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return out, 1000 * (time.perf_counter() - t0)
-
-
 def run_methods(methods, pairs, out, device):
     """Upscale every LR image with every method; save the PNGs; return {(stem, method): latency_ms} and
     {method: peak memory}. Each method is warmed up on the first image first (not timed)."""
@@ -199,12 +188,7 @@ def run_methods(methods, pairs, out, device):
         for stem, _, lr in tqdm(pairs, desc=name, unit="img", leave=False):
             sr, latency[stem, name] = timed(lambda: fn(lr.to(device)), device)
             save_png(sr, out / name / f"{stem}.png")
-        if device.type == "cuda":
-            peak[name] = f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
-        else:  # the CPU has no per-method counter: the process's peak so far, all earlier methods included
-            import resource
-
-            peak[name] = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (process peak so far)"
+        peak[name] = peak_memory(device)  # (on the CPU: the process's peak, earlier methods included)
     return latency, peak
 
 

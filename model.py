@@ -24,7 +24,7 @@ import json
 import math
 import os
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -74,13 +74,13 @@ class PixelCodec(nn.Module):
 
     def __init__(self, scale=4):
         super().__init__()
-        self.scale, self.factor, self.channels = scale, scale, 3 * scale * scale
+        self.factor, self.channels = scale, 3 * scale * scale
 
     def encode(self, img):
-        return F.pixel_unshuffle(img * 2 - 1, self.scale)
+        return F.pixel_unshuffle(img * 2 - 1, self.factor)
 
     def decode(self, z):
-        return (F.pixel_shuffle(z, self.scale) + 1) / 2
+        return (F.pixel_shuffle(z, self.factor) + 1) / 2
 
 
 class AutoencoderCodec(nn.Module):
@@ -90,14 +90,13 @@ class AutoencoderCodec(nn.Module):
 
     pixel_range = False
 
-    def __init__(self, vae, config_file=None):
+    def __init__(self, vae, config_file):
         super().__init__()
         self.vae = vae.eval().requires_grad_(False)
-        written = config_file if config_file is not None else dict(vae.config)
         self.channels = vae.config.latent_channels
         self.factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        self.scaling = written.get("scaling_factor") or 1.0
-        self.shift = written.get("shift_factor") or 0.0
+        self.scaling = config_file.get("scaling_factor") or 1.0
+        self.shift = config_file.get("shift_factor") or 0.0
 
     def encode(self, img):
         out = self.vae.encode(img * 2 - 1)
@@ -332,7 +331,7 @@ def sample_ancestral(model, y0, lr, eps, steps=None, generator=None):
         x0_hat = model(x, lr, t)
         alpha = eta[t] - eta[s]
         x = (eta[s] / eta[t]) * x + (alpha / eta[t]) * x0_hat
-        if s > 0:
+        if s > 0:  # z ~ N(0, I), drawn on the CPU so that a seed gives the same result on every device
             z = torch.randn(x.shape, generator=generator, device="cpu").to(x)
             x = x + kappa * torch.sqrt(eta[s] / eta[t] * alpha) * z
     return x
@@ -380,13 +379,18 @@ FORMAT = "vpdsr-checkpoint-v1"
 
 def save_checkpoint(path, model: SRModel, **extra):
     """One .pt file: the network's kind, its full config and the weights to use for inference (the EMA
-    weights, when training keeps an EMA). Written to a temporary file, then renamed, so that a crash
-    during the save never leaves a broken file behind. A diffusers codec is stored by name, not weights."""
+    weights, when training keeps an EMA), written atomically. A diffusers codec is stored by name, not
+    by weights."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     obj = {"format": FORMAT, "kind": model.kind, "config": asdict(model.cfg), "weights": model.net.state_dict(),
            **extra}
-    tmp = path.with_name(path.name + ".tmp")
+    atomic_save(obj, path)
+
+
+def atomic_save(obj, path):
+    """torch.save to a temporary file, then rename: readers never see a half-written file."""
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
 
@@ -416,7 +420,7 @@ def load_checkpoint(path, kind=None, device="cpu", vae=None):
     obj = read_checkpoint(path, kind)
     cfg = ModelConfig(**obj["config"])
     if vae is not None:
-        cfg = ModelConfig(**{**obj["config"], "codec": vae})
+        cfg = replace(cfg, codec=vae)
     model = SRModel(cfg, kind=obj["kind"])
     weights = {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in obj["weights"].items()}
     try:

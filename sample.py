@@ -9,8 +9,8 @@ sample.py: upscale images ×4 with the one-step VPD-SR student, or with its mult
 
 Every output is an 8-bit PNG of exactly 4× the input's width and height: the input is padded to what the
 network needs and the output cropped back, never resized. The noise ε is drawn from --seed, so a result
-is reproducible. Large images are split into overlapping tiles blended with Gaussian weights; ε is drawn
-once for the whole image and cropped per tile, so tiling changes the result as little as possible.
+is reproducible. On large images the network runs on overlapping tiles whose predictions are blended with
+Gaussian weights at every step, around one x_t and one noise for the whole image: tiles leave no seams.
 """
 
 import argparse
@@ -135,8 +135,29 @@ def upscale_image(model, rgb, steps=None, sampler="deterministic", seed=0, tile=
 
 
 # ---------------------------------------------------------------------------------------------------
-# Memory: choose tiling when a whole image would not fit
+# Memory and time: choose tiling when a whole image would not fit; measure
 # ---------------------------------------------------------------------------------------------------
+
+
+def timed(fn, device):
+    """(fn(), its wall time in ms), with the GPU synchronized on both sides so the time is the GPU's too."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return out, 1000 * (time.perf_counter() - t0)
+
+
+def peak_memory(device):
+    """Peak memory so far: allocated on the GPU (since the last reset_peak_memory_stats), or the whole
+    process's peak resident memory on the CPU, which no reset can isolate."""
+    if device.type == "cuda":
+        return f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
+    import resource  # POSIX only; ru_maxrss is in KiB on Linux
+
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (process peak so far)"
 
 
 def available_memory(device):
@@ -327,13 +348,8 @@ def main(argv=None):
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             warm = True
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        sr = upscale_fitting(model, rgb, per_px, steps, dtype, args, name=src)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append((src, rgb.shape, time.perf_counter() - t0))
+        sr, ms = timed(lambda: upscale_fitting(model, rgb, per_px, steps, dtype, args, name=src), device)
+        times.append((src, rgb.shape, ms))
         if alpha is not None:  # transparency is not super-resolved, just upscaled
             alpha = F.interpolate(alpha[None], scale_factor=model.cfg.scale, mode="bicubic", align_corners=False)[0]
             sr = torch.cat([sr, alpha.clamp(0, 1)])
@@ -348,19 +364,14 @@ def main(argv=None):
 
 def print_benchmark(times, device, scale):
     print(f"\n{'image':<32}{'input':>12}{'output':>12}{'ms':>10}")
-    for src, shape, t in times:
+    for src, shape, ms in times:
         h, w = shape[-2:]
-        print(f"{Path(src).name[:31]:<32}{f'{w}x{h}':>12}{f'{scale * w}x{scale * h}':>12}{1000 * t:>10.1f}")
+        print(f"{Path(src).name[:31]:<32}{f'{w}x{h}':>12}{f'{scale * w}x{scale * h}':>12}{ms:>10.1f}")
     if not times:
         return
-    total = sum(t for *_, t in times)
-    if device.type == "cuda":
-        peak = f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB (GPU, allocated)"
-    else:
-        import resource  # POSIX only; peak resident memory of this process, in KiB on Linux
-
-        peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (process RSS)"
-    print(f"mean {1000 * total / len(times):.1f} ms/image, {len(times) / total:.2f} images/s, peak memory {peak}")
+    total = sum(ms for *_, ms in times) / 1000
+    print(f"mean {1000 * total / len(times):.1f} ms/image, {len(times) / total:.2f} images/s, "
+          f"peak memory {peak_memory(device)}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 import losses as L
 from degrade import PRESETS as DEGRADATIONS
 from degrade import build_dataset, build_loader, degrade
-from model import ModelConfig, PatchGAN, SRModel, load_checkpoint, make_student, save_checkpoint
+from model import ModelConfig, PatchGAN, SRModel, atomic_save, load_checkpoint, make_student, save_checkpoint
+from sample import peak_memory, timed
 
 # Defaults that depend on --preset. `base` is the one-GPU recipe (ResShift's learning rate and EMA);
 # `tiny` makes the CPU demo finish within minutes. Any flag given on the command line wins.
@@ -282,11 +283,26 @@ class State(dict):
     __setattr__ = dict.__setitem__
 
 
-def resumable(s, stage, step, extra=()):
-    """What last.pt holds: enough to continue exactly. Randomness needs no saved RNG state: every step
-    re-derives it from (seed, stage, step)."""
-    keep = {k: s[k].state_dict() for k in ("raw", "opt", "sched", "scaler", *extra)}
-    return {"stage": stage, "step": step, "ema": s.ema.net.state_dict(), **keep}
+# What last.pt holds of each stage, besides its EMA network: enough to continue exactly. Randomness needs no
+# saved RNG state: every step re-derives it from (seed, stage, step).
+STATE_KEYS = {"teacher": ("raw", "opt", "sched", "scaler"),
+              "student": ("raw", "opt", "sched", "scaler", "raw_disc", "opt_d", "sched_d", "scaler_d")}
+
+
+def save_state(run, s, stage, step):
+    state = {k: s[k].state_dict() for k in STATE_KEYS[stage]}
+    atomic_save({"stage": stage, "step": step, "ema": s.ema.net.state_dict(), **state, "args": vars(run.args),
+                 "teacher_path": s.get("teacher_path")}, run.out / "last.pt")
+
+
+def restore_state(s, stage, resume):
+    """Continue from last.pt if it holds this stage; s.start is the step to continue from."""
+    s.start = 0
+    if resume and resume["stage"] == stage:
+        for k in STATE_KEYS[stage]:
+            s[k].load_state_dict(resume[k])
+        s.ema.net.load_state_dict(resume["ema"])
+        s.start = resume["step"]
 
 
 def setup_teacher(run, resume):
@@ -297,12 +313,8 @@ def setup_teacher(run, resume):
     s.ema = SRModel(cfg, codec=s.teacher.codec).to(run.device).requires_grad_(False).eval()
     s.ema.net.load_state_dict(s.raw.state_dict())
     s.opt = torch.optim.AdamW(s.raw.parameters(), lr=a.lr, weight_decay=0.0)
-    s.sched, s.scaler, s.start = warmup_schedule(s.opt, a.warmup), run.scaler(), 0
-    if resume and resume["stage"] == "teacher":
-        for k in ("raw", "opt", "sched", "scaler"):
-            s[k].load_state_dict(resume[k])
-        s.ema.net.load_state_dict(resume["ema"])
-        s.start = resume["step"]
+    s.sched, s.scaler = warmup_schedule(s.opt, a.warmup), run.scaler()
+    restore_state(s, "teacher", resume)
     s.teacher.net = run.wrap(s.raw)
     return s
 
@@ -331,12 +343,8 @@ def setup_student(run, teacher, resume, clip, preview=None):
     s.opt = torch.optim.AdamW(s.raw.parameters(), lr=a.lr, weight_decay=0.0)
     s.opt_d = torch.optim.AdamW(s.raw_disc.parameters(), lr=a.lr_d, betas=(0.5, 0.999), weight_decay=0.0)
     s.sched, s.sched_d = warmup_schedule(s.opt, a.warmup), warmup_schedule(s.opt_d, a.warmup)
-    s.scaler, s.scaler_d, s.start = run.scaler(), run.scaler(), 0
-    if resume and resume["stage"] == "student":
-        for k in ("raw", "opt", "sched", "scaler", "raw_disc", "opt_d", "sched_d", "scaler_d"):
-            s[k].load_state_dict(resume[k])
-        s.ema.net.load_state_dict(resume["ema"])
-        s.start = resume["step"]
+    s.scaler, s.scaler_d = run.scaler(), run.scaler()
+    restore_state(s, "student", resume)
     s.student.net = run.wrap(s.raw)
     s.teacher.net = run.wrap(s.teacher.net, train=False)
     s.disc = run.wrap(s.raw_disc)  # (DDP must see D's parameters requiring grad when it wraps them)
@@ -352,6 +360,7 @@ def train_stage(run, stage, s, dataset, iters, step_fn, preview):
     loader = iter(build_loader(dataset, a.batch_size, a.workers, a.seed + (stage == "student"), run.device,
                                start_step=s.start, rank=run.rank, world=run.world))
     bar = tqdm(total=iters, initial=s.start, desc=stage, disable=not run.main, dynamic_ncols=True)
+    saved = s.start or None  # the step of the last good last.pt this run can vouch for
     sums, counts, t_log, n_log = {}, {}, time.perf_counter(), 0
     for step in range(s.start, iters):
         hr = next(loader).to(run.device, non_blocking=True)
@@ -363,7 +372,7 @@ def train_stage(run, stage, s, dataset, iters, step_fn, preview):
         bar.update(1)
         if done % a.log_every == 0 or done == iters:
             if run.any_bad():
-                stop_on_nan(run, stage, done)
+                stop_on_nan(run, stage, done, saved)
             dt = time.perf_counter() - t_log
             rec = {"stage": stage, "step": done, **{k: (v / counts[k]).item() for k, v in sums.items()},
                    "lr": lr_now, "img_per_s": n_log * a.batch_size * run.world / dt}
@@ -376,13 +385,11 @@ def train_stage(run, stage, s, dataset, iters, step_fn, preview):
             save_samples(run, stage, done, s, preview)
         if done % a.ckpt_every == 0 or done == iters:
             if run.any_bad():
-                stop_on_nan(run, stage, done)
+                stop_on_nan(run, stage, done, saved)
             if run.main:
                 save_checkpoint(run.out / f"{stage}.pt", s.ema, step=done)
-                extra = ("raw_disc", "opt_d", "sched_d", "scaler_d") if stage == "student" else ()
-                state = resumable(s, stage, done, extra)
-                torch.save({**state, "args": vars(a), "teacher_path": s.get("teacher_path")}, run.out / "last.pt.tmp")
-                os.replace(run.out / "last.pt.tmp", run.out / "last.pt")
+                save_state(run, s, stage, done)
+            saved = done
             if run.ddp:
                 dist.barrier()  # no process moves on (to read teacher.pt, say) before the files exist
     bar.close()
@@ -391,20 +398,12 @@ def train_stage(run, stage, s, dataset, iters, step_fn, preview):
         run.print(f"{stage} done: {run.out / f'{stage}.pt'}")
 
 
-def stop_on_nan(run, stage, step):
-    last = run.out / "last.pt"
-    kept = f"the last good checkpoint is {last} (step {read_checkpoint_step(last)})" if last.exists() else \
+def stop_on_nan(run, stage, step, saved):
+    kept = f"the last good checkpoint is {run.out / 'last.pt'} (step {saved})" if saved else \
         "no checkpoint was written before it"
     run.print(f"error: a loss became NaN or infinite in the {stage} stage by step {step}; {kept}. "
               "Try a lower --lr, --precision fp32, or a smaller --grad-clip.")
     sys.exit(1)
-
-
-def read_checkpoint_step(path):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)["step"]
-    except Exception:
-        return "?"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -475,24 +474,9 @@ def benchmark(run, warmup=3):
     random weights (speed does not depend on them); so has CLIP, with the architecture of --clip."""
     a, dev = run.args, run.device
     reps = 10 if dev.type == "cuda" else 3
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
-    def ms(fn):
-        times = []
-        for i in range(reps):
-            sync()
-            t0 = time.perf_counter()
-            fn(i)
-            sync()
-            times.append(1000 * (time.perf_counter() - t0))
-        return sorted(times)[reps // 2]
-
-    def peak():
-        if dev.type == "cuda":
-            return f"{torch.cuda.max_memory_allocated(dev) / 2**30:.2f} GiB"
-        import resource
-
-        return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (process RSS, so far)"
+    def ms(fn):  # median over the repeats, each one synchronized
+        return sorted(timed(lambda: fn(i), dev)[1] for i in range(reps))[reps // 2]
 
     hr = torch.rand(a.batch_size, 3, a.patch_size, a.patch_size, device=dev)
     g = torch.Generator().manual_seed(0)
@@ -510,8 +494,8 @@ def benchmark(run, warmup=3):
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     step = ms(lambda i: teacher_step(run, s, hr, i))
-    rows += [("teacher", "step, end to end", step, peak()),
-             ("teacher", "  degradation", ms(lambda i: degrade(hr, run.deg, g)), "")]
+    degradation = ms(lambda i: degrade(hr, run.deg, g))  # the same in both stages
+    rows += [("teacher", "step, end to end", step, peak_memory(dev)), ("teacher", "  degradation", degradation, "")]
 
     # Student stage (the teacher: the random network above, frozen)
     a.adv_start = 0  # every timed step includes the discriminator
@@ -553,8 +537,8 @@ def benchmark(run, warmup=3):
 
     with run.autocast():
         targets = ms(lambda i: L.distillation_target(s2.teacher, y0, lr, eps))
-    rows += [("student", "step, end to end", step, peak()),
-             ("student", "  degradation", ms(lambda i: degrade(hr, run.deg, g)), ""),
+    rows += [("student", "step, end to end", step, peak_memory(dev)),
+             ("student", "  degradation", degradation, ""),
              ("student", f"  teacher targets ({s2.teacher.cfg.T} steps, no grad)", targets, ""),
              ("student", "  student fwd/bwd + AdamW", ms(student_fwd_bwd), ""),
              ("student", f"  CLIP ESS fwd/bwd ({clip.name if clip else 'off'})",
