@@ -4,15 +4,25 @@ evaluate.py: bicubic vs the multi-step teacher vs the one-step student, with the
     python evaluate.py --ckpt runs/vpdsr/student.pt --data demo                  # the held-out demo photos
     python evaluate.py --ckpt runs/vpdsr/student.pt --data DIV2K                 # DIV2K's 100 validation images
     python evaluate.py --ckpt runs/vpdsr/student.pt --data RealSR/HR --lr-dir RealSR/LR
-    python evaluate.py --ckpt runs/vpdsr/student.pt --teacher runs/vpdsr/teacher.pt --teacher-steps 15 --data demo
+    python evaluate.py --ckpt runs/vpdsr/student.pt --teacher runs/vpdsr/teacher.pt --teacher-steps 2 --data demo
 
 HR images are cropped (top-left) to a multiple of 4. Without --lr-dir, each LR input is made by degrade.py
 with a seed fixed per image name, so every method sees the same input and a rerun gives the same numbers.
-Every output is saved as an 8-bit PNG first and the metrics are computed, in fp32, on the saved files.
+Every output is saved as an 8-bit PNG first and the metrics are computed, in fp32 (fp64 inside), on the
+saved files, on the Y channel.
 
-Written to --out (default report/): hr/, lr/, bicubic/, teacher/, student/ (the images), metrics.csv (one
-row per image and method), summary.md (means, metric settings, versions, device) and compare.png (the same
-crop of LR | bicubic | teacher | student | HR for every image).
+Methods (rows): bicubic; bicubic+noise (bicubic plus white noise with the student's high-frequency energy:
+the baseline that cheap "detail" must beat); teacher (its deterministic sampler, all T steps of its
+checkpoint unless --teacher-steps says otherwise) and teacher_1step (its single network call at t = T),
+when a teacher checkpoint is there; student (one step).
+
+Metrics (columns): psnr and ssim (the field's definitions, SSIM exactly as pyiqa computes it), lf_psnr
+(structure: PSNR of 4×4 block means), hf_ratio (detail energy) and hf_corr (is that detail the real
+detail?), psnr_vs_teacher, pyiqa's LPIPS / CLIPIQA / MUSIQ / NIQE / MANIQA where installed, latency.
+
+Written to --out (default report/): hr/, lr/, bicubic/, bicubic+noise/, teacher/, teacher_1step/, student/
+(the images), metrics.csv (one row per image and method), summary.md (means, metric settings, versions,
+device) and compare.png (the same crop of LR | every method | HR for every image).
 """
 
 import argparse
@@ -35,7 +45,9 @@ SCALE = 4
 IQA_METRICS = ("lpips", "clipiqa", "musiq", "niqe", "maniqa")  # pyiqa names; lower is better for lpips, niqe
 
 # ---------------------------------------------------------------------------------------------------
-# Metrics, written out here: the field's conventions (MATLAB / basicsr / pyiqa), short and testable
+# Metrics, written out here: the field's conventions (MATLAB / basicsr / pyiqa), short and testable.
+# Every metric reads the Y channel of the saved 8-bit PNGs, so all methods are measured on the same
+# footing: what a user would get on disk.
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -46,44 +58,230 @@ def rgb_to_y(img):
     return ((img * w).sum(-3, keepdim=True) + 16.0) / 255.0
 
 
-def psnr(a, b):
-    """PSNR in dB on the Y channel, images in [0,1] (peak 1), no border crop."""
-    mse = ((rgb_to_y(a.double()) - rgb_to_y(b.double())) ** 2).mean().item()
+def _psnr_y(ya, yb):
+    """PSNR = 10·log10(1 / MSE) in dB of two luma maps in [0,1] (peak 1); identical maps give +inf."""
+    mse = ((ya - yb) ** 2).mean().item()
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
+def psnr(a, b):
+    """PSNR in dB on the Y channel, images in [0,1] (peak 1), no border crop. Y is not rounded to 8 bits
+    (basicsr's convention for PSNR)."""
+    return _psnr_y(rgb_to_y(a.double()), rgb_to_y(b.double()))
+
+
+def lf_psnr(sr, hr, factor=SCALE):
+    """Structure: PSNR (Y channel, peak 1, as `psnr`) of the factor×factor block means,
+
+        lf_psnr = PSNR(avgpool_f(Y_sr), avgpool_f(Y_hr)),   f = 4 (F.avg_pool2d, kernel f, stride f).
+
+    A ×4 LR image carries about one number per 4×4 HR block, so this asks "is the input's structure
+    kept?" while ignoring the detail inside each block: invented texture that averages out costs
+    nothing here, but shifted edges, colour casts and wrong shapes do. Rows and columns beyond the last
+    full block are dropped (evaluate.py's images are multiples of 4, so none are)."""
+    pool = lambda img: F.avg_pool2d(rgb_to_y(img.double())[None], factor, stride=factor)  # noqa: E731
+    return _psnr_y(pool(sr), pool(hr))
+
+
 def ssim(a, b):
-    """SSIM (Wang et al. 2004) on the Y channel: an 11×11 Gaussian window with σ = 1.5, constants
-    C1 = (0.01·L)², C2 = (0.03·L)² with L = 1, statistics where the window fits entirely ("valid"),
-    averaged over the map; no border crop beyond that."""
-    x, y = rgb_to_y(a.double())[None], rgb_to_y(b.double())[None]
-    g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5**2))
-    win = (torch.outer(g, g) / g.sum() ** 2).view(1, 1, 11, 11)
+    """SSIM as the field reports it: pyiqa's `create_metric('ssim', test_y_channel=True,
+    color_space='ycbcr')` (pyiqa 0.1.16), which follows Wang et al.'s MATLAB `ssim_index`. Step by step,
+    as pyiqa does it:
+
+    1. Luma rounded to 8 bits, as MATLAB's rgb2ycbcr on uint8 images: for RGB in [0,1],
+           Y = round(16 + 65.481·R + 128.553·G + 24.966·B) ∈ {16, ..., 235},   dynamic range L = 255.
+       Y is computed in float32 before rounding, as pyiqa does for the float32 images it is given (a
+       few pixels per image lie within float32 error of a half, and fp64 would round them the other
+       way: a 1e-6 difference in SSIM); torch.round takes halves to even.
+    2. Window w: 11×11 Gaussian, σ = 1.5, normalized to sum 1 (MATLAB's fspecial('gaussian', 11, 1.5)),
+       its weights rounded to float32 as pyiqa stores them, the arithmetic in fp64 as pyiqa's.
+    3. Local statistics by correlation with w at "valid" positions only (no padding; the map is
+       (H−10)×(W−10)):  μ_x = w⋆x,  σ_x² = w⋆x² − μ_x²,  σ_xy = w⋆(x·y) − μ_x·μ_y  (biased, weights w).
+    4. l = (2·μ_x·μ_y + C1) / (μ_x² + μ_y² + C1),   cs = max(0, (2·σ_xy + C2) / (σ_x² + σ_y² + C2)),
+       C1 = (0.01·L)², C2 = (0.03·L)²,  SSIM = mean over the map of l·cs.
+       The max(0, ·) is pyiqa's: where an output's texture is anti-correlated with the real one (common
+       for generated detail), cs counts 0 instead of pulling the mean down; scikit-image and basicsr do
+       not clip, hence their lower numbers on such outputs.
+    5. No downsampling and no border crop: pyiqa's 'ssim' has downsample=False. (MATLAB's ssim_index
+       would first average-pool by f = max(1, round(min(H,W)/256)); pyiqa only does so when asked.)
+    """
+    # 1. 8-bit luma in 0..255: rounded from float32 as pyiqa does, then fp64 for everything after
+    x, y = ((rgb_to_y(img.float()) * 255).round().double()[None] for img in (a, b))
+    # 2. fspecial's window: exp(−(u²+v²)/2σ²) on an 11×11 grid centred at 0, normalized, stored as float32
+    u = torch.arange(11, dtype=torch.float64) - 5
+    g = torch.exp(-(u[:, None] ** 2 + u[None, :] ** 2) / (2 * 1.5**2))
+    win = (g / g.sum()).float().double().view(1, 1, 11, 11)
+    # 3. valid-position local statistics (F.conv2d is a correlation; w is symmetric anyway)
     mu_x, mu_y = F.conv2d(x, win), F.conv2d(y, win)
     var_x = F.conv2d(x * x, win) - mu_x**2
     var_y = F.conv2d(y * y, win) - mu_y**2
     cov = F.conv2d(x * y, win) - mu_x * mu_y
-    c1, c2 = 0.01**2, 0.03**2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return ssim_map.mean().item()
+    # 4. luminance term times the clipped contrast-structure term, averaged over the map
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    cs = ((2 * cov + c2) / (var_x + var_y + c2)).clamp(min=0)
+    lum = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+    return (lum * cs).mean().item()
+
+
+# The high-frequency band: one definition, shared by hf_ratio, hf_corr and the bicubic+noise baseline.
+# A band whose RMS (in the pixel domain, luma in [0,1]) is below HF_FLOOR counts as empty: far below one
+# 8-bit step (1/255 ≈ 0.004), far above fp64 round-off on a flat image (≈ 1e-17).
+HF_FLOOR = 1e-9
+
+
+def hf_band(img, cutoff=0.25):
+    """The FFT coefficients of the image's luma above `cutoff` (a fraction of Nyquist; 0.25 is the band a
+    ×4 LR image lacks), as a 1-D complex fp64 tensor:
+
+        A = FFT2((Y − mean(Y)) · W)[M],   W = Hann(H) ⊗ Hann(W),   M = losses.high_pass_mask(H, W, cutoff).
+
+    The mean is removed so that the band (which excludes DC, but not the window's own spectrum) does not
+    depend on the image's brightness. The Hann window tapers the image to zero at its borders: the FFT
+    treats the image as periodic, and the jump between opposite borders would otherwise add the same
+    false detail to every image. A is linear in the image: band(x + a·n) = band(x) + a·band(n)."""
+    y = rgb_to_y(img.double())[0]
+    h, w = y.shape
+    window = torch.outer(torch.hann_window(h, periodic=False, dtype=torch.float64),
+                         torch.hann_window(w, periodic=False, dtype=torch.float64))
+    mask = high_pass_mask(h, w, cutoff).bool()
+    return torch.fft.fft2((y - y.mean()) * window)[mask]
+
+
+def _energy(band):
+    """Σ|A|², the band's energy."""
+    return band.abs().pow(2).sum().item()
+
+
+def _is_empty(energy, shape):
+    """Whether a band of this energy, from an image of this (H, W), is empty: by Parseval (unnormalized
+    FFT) the band's pixel-domain RMS is √(Σ|A|²) / (H·W)."""
+    return math.sqrt(energy) < HF_FLOOR * shape[-2] * shape[-1]
 
 
 def hf_ratio(sr, hr, cutoff=0.25):
-    """A weight-free proxy for perceived detail: the spectral energy of SR's luma above `cutoff` (as a
-    fraction of Nyquist, the band a ×4 LR image lacks), divided by the HR image's. 1.0 = as much fine
-    detail as the real image; a bicubic upscale is far below 1; noise or artifacts can push it above.
-    A Hann window first tapers the image to zero at its borders: the FFT treats the image as periodic,
-    and the jump between opposite borders would otherwise add the same false detail to both images."""
-    h, w = hr.shape[-2:]
-    window = torch.outer(torch.hann_window(h, periodic=False, dtype=torch.float64),
-                         torch.hann_window(w, periodic=False, dtype=torch.float64))
-    mask = high_pass_mask(h, w, cutoff)
+    """A weight-free proxy for perceived detail: the energy of the output's high band over the HR image's,
 
-    def energy(img):
-        y = rgb_to_y(img.double())[0]
-        return (mask * torch.fft.fft2((y - y.mean()) * window).abs() ** 2).sum().item()
+        hf_ratio = Σ|A_sr|² / Σ|A_hr|²   (A = hf_band: windowed, mean-removed luma, FFT, above `cutoff`).
 
-    return energy(sr) / energy(hr)
+    1.0 = as much fine detail as the real image; a bicubic upscale is far below 1; noise or artifacts can
+    push it above. It counts energy, not correctness: white noise raises it as well as real detail
+    (hf_corr and the bicubic+noise baseline tell the two apart). NaN when the HR image has no detail at
+    all (a flat image), where the ratio is undefined."""
+    e_hr = _energy(hf_band(hr, cutoff))
+    return math.nan if _is_empty(e_hr, hr.shape) else _energy(hf_band(sr, cutoff)) / e_hr
+
+
+def hf_corr(sr, hr, cutoff=0.25):
+    """Is the detail the real detail? The Pearson correlation of the output's and the HR image's high
+    bands, exactly the band hf_ratio measures:
+
+        hf_corr = Re(Σ A_sr · conj(A_hr)) / √(Σ|A_sr|² · Σ|A_hr|²)   ∈ [−1, 1]
+
+    (by Parseval, the correlation of the two high-passed, windowed images in the pixel domain; both are
+    zero-mean since the band excludes DC). 1 = the HR image's own detail, at any strength; noise or
+    invented texture, however strong, is uncorrelated with the real detail and scores ≈ 0; added to the
+    real detail, it adds energy to the band but nothing to its projection onto the real detail, so the
+    score falls to about √(E_hr / E_sr), the real detail's share of the band's amplitude. 0.0 when either
+    band is empty (a flat or very blurred output, where the correlation is undefined)."""
+    a, b = hf_band(sr, cutoff), hf_band(hr, cutoff)
+    e_a, e_b = _energy(a), _energy(b)
+    if _is_empty(e_a, sr.shape) or _is_empty(e_b, hr.shape):
+        return 0.0
+    return (a * b.conj()).real.sum().item() / math.sqrt(e_a * e_b)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The bicubic+noise baseline: as much "detail" energy as the student, none of it real
+# ---------------------------------------------------------------------------------------------------
+
+
+def noise_scale(base, noise, hr, target, cutoff=0.25, rtol=1e-4):
+    """The scale a ≥ 0 at which hf_ratio(clamp(base + a·noise, 0, 1), hr) = target.
+
+    Without the clamp the answer is exact: the band is linear (A(base + a·n) = B + a·N), so
+
+        hf_ratio(a)·E_hr = |B|² + 2a·Re⟨B,N⟩ + a²·|N|²,   E_hr = Σ|A_hr|²,
+
+    a quadratic in a; its positive root is a = (−p + √(p² − |N|²·c)) / |N|², with p = Re⟨B,N⟩ and
+    c = |B|² − target·E_hr < 0. (Energy adds only in expectation: p is a random cross term, so
+    "a² = (target·E_hr − |B|²) / |N|²" would miss.) When base + a·noise stays in [0,1] that root is
+    returned as is. Otherwise the clamp removes part of the noise where the image is near black or
+    white, and a is found again on the clamped image by regula falsi (Illinois variant) to a relative
+    error of `rtol` in hf_ratio, starting from a bracket around the quadratic's root.
+
+    A target at or below the base's own hf_ratio gives a = 0 (noise only adds energy, in expectation).
+    A target that the clamped image cannot reach (clamping caps the energy: at a → ∞ the image becomes
+    black-and-white noise) gives the a that comes closest among those tried; hf_ratio then shows the
+    shortfall."""
+    e_hr = _energy(hf_band(hr, cutoff))
+    if not math.isfinite(target) or _is_empty(e_hr, hr.shape):
+        return 0.0
+    bb, nn_ = hf_band(base, cutoff), hf_band(noise, cutoff)
+    p = (bb * nn_.conj()).real.sum().item()
+    c = _energy(bb) - target * e_hr
+    if c >= 0 or _energy(nn_) == 0:
+        return 0.0
+    a = (-p + math.sqrt(p * p - _energy(nn_) * c)) / _energy(nn_)
+    base, noise = base.double(), noise.double()
+    if 0 <= (base + a * noise).min() and (base + a * noise).max() <= 1:
+        return a  # nothing clipped: the quadratic's root is exact
+
+    def f(s):  # how far the clamped image's hf_ratio is from the target, relative
+        return _energy(hf_band((base + s * noise).clamp(0, 1), cutoff)) / (target * e_hr) - 1
+
+    # Bracket the root: f(0) < 0 (c < 0 and base itself is in [0,1]); clipping only removes energy, so
+    # f(a) ≤ 0 in practice, and a is doubled until the clamped image reaches the target.
+    lo, f_lo = 0.0, f(0.0)
+    if f_lo >= 0:
+        return 0.0
+    hi, f_hi = a, f(a)
+    for _ in range(30):  # 2³⁰·a: far past the point where the clamped image is saturated
+        if f_hi >= 0:
+            break
+        if f_hi <= f_lo:  # saturated: more noise adds no energy, the target is out of reach
+            return lo  # the closest of those tried (f_lo ≥ f_hi, both below 0)
+        lo, f_lo = hi, f_hi
+        hi, f_hi = 2 * hi, f(2 * hi)
+    else:
+        return hi
+    # Illinois: the secant through the bracket, halving the weight of an end that stays twice in a row
+    side = 0
+    for _ in range(100):
+        if abs(f_hi) <= rtol:
+            return hi
+        if abs(f_lo) <= rtol:
+            return lo
+        s = hi - f_hi * (hi - lo) / (f_hi - f_lo)
+        f_s = f(s)
+        if f_s > 0:
+            hi, f_hi = s, f_s
+            if side == 1:
+                f_lo /= 2
+            side = 1
+        else:
+            lo, f_lo = s, f_s
+            if side == -1:
+                f_hi /= 2
+            side = -1
+    return lo if abs(f_lo) < abs(f_hi) else hi
+
+
+def bicubic_plus_noise(bic, hr, target, seed, cutoff=0.25):
+    """The baseline that cheap "detail" must beat: the bicubic upscale plus white Gaussian noise, scaled so
+    that its hf_ratio equals `target` (the student's, per image), clamped to [0,1] and rounded to 8 bits.
+
+        out = round(255 · clamp(bic + a·n, 0, 1)) / 255,   n ~ N(0, I) on (3,H,W), drawn from `seed`,
+        a = noise_scale(bic, n, hr, target)
+
+    The noise is white on each RGB channel (a new draw per pixel and channel), so its luma is white too.
+    It has as much high-band energy as the student's output, and none of it is the real detail: a
+    method whose hf_ratio is high but whose hf_corr, lf_psnr or LPIPS is no better than this row's has
+    only added noise. Returns a float64 (3,H,W) tensor of 8-bit values in [0,1]. The rounding adds a
+    little energy of its own (≈ 1/12 of a level² per pixel), so the saved image's hf_ratio matches the
+    target closely but not to the digit."""
+    noise = torch.randn(bic.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    a = noise_scale(bic, noise, hr, target, cutoff)
+    return ((bic.double() + a * noise).clamp(0, 1) * 255).round() / 255
 
 
 def iqa_metrics(device):
@@ -228,6 +426,9 @@ def fmt(v, digits=4):
     return "inf" if math.isinf(v) else f"{v:.{digits}g}"
 
 
+NOISY = "bicubic+noise"  # the baseline's label, and its folder under --out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -236,7 +437,8 @@ def main(argv=None):
     ap.add_argument("--data", default="demo", help="HR images: a folder, DIV2K (its validation set), or demo")
     ap.add_argument("--lr-dir", help="LR inputs paired with the HR images by file name (default: degrade.py)")
     ap.add_argument("--out", default="report", help="report folder")
-    ap.add_argument("--teacher-steps", type=int, default=15, help="steps of the teacher's deterministic sampler")
+    ap.add_argument("--teacher-steps", type=int, default=None,
+                    help="steps of the teacher's deterministic sampler; None: all T steps of its checkpoint")
     ap.add_argument("--degradation", choices=list(PRESETS), default="resshift", help="when LR is made here")
     ap.add_argument("--tile", type=int, default=256, help="LR tile size for the networks (see sample.py)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -254,6 +456,14 @@ def main(argv=None):
             if args.teacher or teacher_path.exists() else None
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise SystemExit(f"error: {e}") from None
+    # The teacher's steps: its own T unless asked otherwise, checked here so that a wrong number fails
+    # before any image is made, with the range that would work.
+    teacher_steps = None
+    if teacher is not None:
+        teacher_steps = teacher.cfg.T if args.teacher_steps is None else args.teacher_steps
+        if not 1 <= teacher_steps <= teacher.cfg.T:
+            raise SystemExit(f"error: --teacher-steps {teacher_steps}: the teacher {teacher_path} was trained with "
+                             f"T = {teacher.cfg.T} steps; choose 1 to {teacher.cfg.T}")
 
     # 1. Pairs, saved as the 8-bit PNGs everything is measured on
     pairs = load_pairs(args.data, args.lr_dir, args.seed, args.degradation)
@@ -264,15 +474,20 @@ def main(argv=None):
     print(f"{len(pairs)} image pairs from {args.data}" + (f" and {args.lr_dir}" if args.lr_dir else
           f", LR by degrade.py ({args.degradation}, seed {args.seed})") + f"; {device}, {dtype}")
 
-    # 2. The methods, each output saved as PNG
+    # 2. The methods, each output saved as PNG. teacher_1step is the teacher's single network call at
+    #    t = T (its estimate of the posterior mean): the student before distillation, since it starts as a
+    #    copy of these weights. The student must beat it to show what distillation added.
     tile, nets = args.tile, {"student": student}
     methods = {"bicubic": bicubic}
     if teacher is not None:
-        nets["teacher"] = teacher
-        methods["teacher"] = lambda lr: upscale_image(teacher, lr, args.teacher_steps, seed=args.seed, tile=tile,
+        nets["teacher"] = nets["teacher_1step"] = teacher
+        methods["teacher"] = lambda lr: upscale_image(teacher, lr, teacher_steps, seed=args.seed, tile=tile,
                                                       dtype=dtype)
+        methods["teacher_1step"] = lambda lr: upscale_image(teacher, lr, 1, seed=args.seed, tile=tile, dtype=dtype)
     methods["student"] = lambda lr: upscale_image(student, lr, 1, seed=args.seed, tile=tile, dtype=dtype)
     latency, peak = run_methods(methods, pairs, out, device)
+    # bicubic+noise is made in the metrics phase (it needs the student's saved output), right after bicubic
+    shown = ["bicubic", NOISY, *(m for m in methods if m != "bicubic")]
 
     # 3. Metrics on the saved files, in fp32 (fp64 inside)
     from tqdm import tqdm
@@ -280,10 +495,17 @@ def main(argv=None):
     iqa = iqa_metrics(device)
     rows, grid_rows = [], []
     for stem, hr, lr in tqdm(pairs, desc="metrics", unit="img", leave=False):
-        outputs = {m: load_image(out / m / f"{stem}.png")[0] for m in methods}
+        saved = {m: load_image(out / m / f"{stem}.png")[0] for m in methods}
+        # The bicubic+noise baseline: the saved bicubic image plus white noise with the student's hf_ratio
+        # on this image, drawn from a seed fixed by the image's name (so reruns give the same numbers)
+        noisy = bicubic_plus_noise(saved["bicubic"], hr, hf_ratio(saved["student"], hr),
+                                   seed=image_seed(f"{stem}/{NOISY}", args.seed))
+        save_png(noisy, out / NOISY / f"{stem}.png")
+        saved[NOISY] = load_image(out / NOISY / f"{stem}.png")[0]
+        outputs = {m: saved[m] for m in shown}
         for m, sr in outputs.items():
             row = {"image": stem, "method": m, "psnr": psnr(sr, hr), "ssim": ssim(sr, hr),
-                   "hf_ratio": hf_ratio(sr, hr),
+                   "lf_psnr": lf_psnr(sr, hr), "hf_ratio": hf_ratio(sr, hr), "hf_corr": hf_corr(sr, hr),
                    "psnr_vs_teacher": psnr(sr, outputs["teacher"]) if m == "student" and teacher else None}
             for name, metric in iqa.items():
                 if isinstance(metric, str):
@@ -292,23 +514,28 @@ def main(argv=None):
                     inputs = (sr[None], hr[None]) if name == "lpips" else (sr[None],)  # full- / no-reference
                     with torch.no_grad():
                         row[name] = float(metric(*(x.to(device) for x in inputs)).item())
-            row["latency_ms"] = latency[stem, m]
+            row["latency_ms"] = latency.get((stem, m))  # None (n/a) for bicubic+noise: not a method to time
             rows.append(row)
         grid_rows.append([F.interpolate(lr[None], scale_factor=SCALE, mode="nearest")[0], *outputs.values(), hr])
-    compare_grid(grid_rows, ["LR", *methods, "HR"], out / "compare.png")
+    compare_grid(grid_rows, ["LR", *shown, "HR"], out / "compare.png")
 
     # 4. Report: metrics.csv, summary.md, and the table on the terminal
-    columns = ["image", "method", "psnr", "ssim", "hf_ratio", "psnr_vs_teacher", *IQA_METRICS, "latency_ms"]
+    columns = ["image", "method", *METRIC_COLUMNS]
     with open(out / "metrics.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         for r in rows:
             w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
     command = "python evaluate.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    summary = write_summary(out, rows, methods, nets, peak, iqa, args, device, dtype, len(pairs), command)
+    summary = write_summary(out, rows, shown, nets, peak, iqa, args, teacher_steps, device, dtype, len(pairs),
+                            command)
     print(summary)
     print(f"report: {out}/summary.md, metrics.csv, compare.png")
     return 0
+
+
+# The per-image numbers, in the order of metrics.csv and of the summary table
+METRIC_COLUMNS = ["psnr", "ssim", "lf_psnr", "hf_ratio", "hf_corr", "psnr_vs_teacher", *IQA_METRICS, "latency_ms"]
 
 
 def mean(rows, method, key):
@@ -316,20 +543,20 @@ def mean(rows, method, key):
     return sum(vals) / len(vals) if vals else None
 
 
-def write_summary(out, rows, methods, nets, peak, iqa, args, device, dtype, n, command):
+def write_summary(out, rows, methods, nets, peak, iqa, args, teacher_steps, device, dtype, n, command):
     import platform
 
-    shown = ["psnr", "ssim", "hf_ratio", "psnr_vs_teacher", *IQA_METRICS, "latency_ms"]
-    table = ["| method | " + " | ".join(shown) + " | parameters | peak memory |",
-             "|---" * (len(shown) + 3) + "|"]
+    table = ["| method | " + " | ".join(METRIC_COLUMNS) + " | parameters | peak memory |",
+             "|---" * (len(METRIC_COLUMNS) + 3) + "|"]
     for m in methods:
-        params = sum(p.numel() for p in nets[m].net.parameters()) / 1e6 if m in nets else 0
-        cells = [fmt(mean(rows, m, k)) for k in shown] + [f"{params:.1f} M", peak[m]]
+        params = f"{sum(p.numel() for p in nets[m].net.parameters()) / 1e6:.1f} M" if m in nets else \
+            ("n/a" if m == NOISY else "0.0 M")
+        cells = [fmt(mean(rows, m, k)) for k in METRIC_COLUMNS] + [params, peak.get(m, "n/a")]
         table.append(f"| {m} | " + " | ".join(cells) + " |")
     speed = ""
     if "teacher" in methods:
         t, s = mean(rows, "teacher", "latency_ms"), mean(rows, "student", "latency_ms")
-        speed = f"\nStudent speed-up over the {args.teacher_steps}-step teacher: {t / s:.1f}× (mean latency).\n"
+        speed = f"\nStudent speed-up over the {teacher_steps}-step teacher: {t / s:.1f}× (mean latency).\n"
     unavailable = [f"- {k}: n/a, {v}" for k, v in iqa.items() if isinstance(v, str)]
     versions = []
     for pkg in ("torch", "torchvision", "diffusers", "open_clip", "numpy", "PIL", "pyiqa"):
@@ -343,6 +570,10 @@ def write_summary(out, rows, methods, nets, peak, iqa, args, device, dtype, n, c
     lr_inputs = args.lr_dir or (f"degrade.py, preset {args.degradation}, seed fixed per image name "
                                 f"(base seed {args.seed})")
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
+    timing = "CUDA-synchronized" if device.type == "cuda" else "CPU wall time"
+    runs = (f"The teacher runs its deterministic sampler for {teacher_steps} steps (teacher_1step: its single "
+            f"network call at t = T); the student one step." if "teacher" in methods else
+            "No teacher checkpoint: the student runs one step.")
     text = f"""# Evaluation: {n} images ({args.data}{', LR from ' + args.lr_dir if args.lr_dir else ''})
 
 {chr(10).join(table)}
@@ -350,15 +581,26 @@ def write_summary(out, rows, methods, nets, peak, iqa, args, device, dtype, n, c
 Command: `{command}`
 
 ## Metric settings
-- psnr, ssim: Y channel of ITU-R BT.601 YCbCr (MATLAB rgb2ycbcr), 8-bit PNGs read back in [0,1], no border
-  crop; SSIM with an 11×11 Gaussian window, σ = 1.5, valid-window statistics. Computed in fp64 here.
-- hf_ratio: spectral energy of the output's luma above a quarter of Nyquist, divided by the HR image's
-  (1.0 = as much fine detail as the real image).
+All metrics are computed on the saved 8-bit PNGs, on the Y channel of ITU-R BT.601 YCbCr (MATLAB
+rgb2ycbcr), no border crop, in fp64.
+- psnr: peak 1, Y not rounded (basicsr's convention).
+- ssim: pyiqa's `ssim` (test_y_channel, color_space ycbcr), reproduced here: Y rounded to 8 bits, L = 255,
+  11×11 Gaussian window with σ = 1.5, valid-window statistics, contrast-structure term clipped at 0, no
+  downsampling.
+- lf_psnr: PSNR of the 4×4 block means of Y (structure: is the input's content kept?).
+- hf_ratio: spectral energy of the output's luma above a quarter of Nyquist (Hann-windowed, mean removed),
+  divided by the HR image's (1.0 = as much fine detail energy as the real image, real or not).
+- hf_corr: correlation of that same band with the HR image's (1 = the real detail; noise or invented
+  texture ≈ 0, however strong).
+- bicubic+noise: the bicubic image plus white Gaussian noise scaled per image to the student's hf_ratio,
+  clamped and saved as 8 bits, then measured like every method. It is the baseline that cheap "detail"
+  must beat: as much high-frequency energy as the student, none of it real. A method whose hf_ratio is
+  high but whose hf_corr, lf_psnr or lpips is no better than this row's has only added noise.
 - psnr_vs_teacher: PSNR between the student's and the teacher's outputs (agreement, not quality).
 - lpips (AlexNet), clipiqa, musiq, niqe, maniqa: pyiqa's definitions, where available.
 {chr(10).join(unavailable)}
-- latency_ms: one image, after a warm-up image, {'CUDA-synchronized' if device.type == 'cuda' else 'CPU wall time'}.
-  The teacher runs its deterministic sampler for {args.teacher_steps} steps; the student one step.
+- latency_ms: one image, after a warm-up image, {timing}; n/a for bicubic+noise (a reference, not a method).
+  {runs}
   Networks run in tiles of at most {args.tile} LR pixels.
 
 ## Set-up

@@ -49,14 +49,86 @@ def test_y_channel_is_bt601():
 
 
 @pytest.mark.parametrize("kind", ["blur", "noise", "shift"])
-def test_psnr_and_ssim_match_scikit_image(kind):
+def test_psnr_matches_scikit_image(kind):
     hr = photo("coffee")
     sr = distortions(hr)[kind]
     y_sr, y_hr = skimage_y(sr), skimage_y(hr)
     assert E.psnr(sr, hr) == pytest.approx(skimage.metrics.peak_signal_noise_ratio(y_hr, y_sr, data_range=1), abs=1e-8)
-    ref = skimage.metrics.structural_similarity(y_hr, y_sr, gaussian_weights=True, sigma=1.5,
-                                                use_sample_covariance=False, data_range=1.0)
-    assert E.ssim(sr, hr) == pytest.approx(ref, abs=1e-8)
+
+
+# ------------------------------------------------------------------ SSIM: pyiqa's numbers, without pyiqa
+
+
+def ssim_pairs():
+    """(name, sr, hr) on real photos, rebuilt deterministically: each sr is a degraded hr (Gaussian blur,
+    a 2-pixel shift, or a ×4 area-downscale + bicubic upscale, then white noise from a fixed torch
+    seed), both quantized to 8 bits and returned as float32, exactly as load_image reads a saved PNG."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    u8 = lambda x: ((x.clamp(0, 1) * 255).round() / 255).float()  # noqa: E731  (= save_png, load_image)
+    out = []
+    cases = [("chelsea", (256, 256), 1.5, 0.02, 1), ("astronaut", (512, 512), 1.0, 0.05, 2),  # blur + noise
+             ("coffee", (200, 300), None, 0.1, 3),  # noise only
+             ("rocket", (240, 320), "x4", 0.0, 4), ("astronaut", (160, 224), "x4", 0.15, 6),  # ×4 bicubic (+ noise)
+             ("chelsea", (300, 448), "shift", 0.0, 5)]  # shifted texture
+    for name, (h, w), how, sigma, seed in cases:
+        hr = torch.from_numpy(getattr(skimage.data, name)()[:h, :w].copy()).permute(2, 0, 1).double() / 255
+        if how == "x4":
+            sr = E.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float()).double()
+        elif how == "shift":  # texture two pixels off: locally anti-correlated, where pyiqa's clip at 0 acts
+            sr = hr.roll(2, -1)
+        elif how:
+            sr = gaussian_blur(hr, 9, how)
+        else:
+            sr = hr
+        noise = torch.randn(hr.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        out.append((f"{name}-{h}x{w}-{how}-{sigma}", u8(sr + sigma * noise), u8(hr)))
+    return out
+
+
+# pyiqa's SSIM of each pair above, computed once with pyiqa 0.1.16 (PyTorch 2.14.1, CPU; the SSIM itself
+# is in float64 there) by this snippet, run from the repository root in a separate virtual environment
+# that has pyiqa (CI does not: this test must not import it):
+#
+#     import pyiqa, tests.test_evaluate as T
+#     m = pyiqa.create_metric("ssim", test_y_channel=True, color_space="ycbcr", device="cpu")
+#     for name, sr, hr in T.ssim_pairs():
+#         print(f'"{name}": {m(sr[None], hr[None]).item()!r},')
+PYIQA_SSIM = {
+    "chelsea-256x256-1.5-0.02": 0.7490357388158991,
+    "astronaut-512x512-1.0-0.05": 0.7014428535815386,
+    "coffee-200x300-None-0.1": 0.4730802335318399,
+    "rocket-240x320-x4-0.0": 0.8919885357781275,
+    "astronaut-160x224-x4-0.15": 0.2522541354889325,
+    "chelsea-300x448-shift-0.0": 0.6999260959187558,
+}
+
+
+def test_ssim_matches_pyiqa():
+    pairs = ssim_pairs()
+    assert [name for name, _, _ in pairs] == list(PYIQA_SSIM)
+    diffs = {name: E.ssim(sr, hr) - PYIQA_SSIM[name] for name, sr, hr in pairs}
+    assert all(abs(d) < 2e-3 for d in diffs.values()), diffs  # the contract: pyiqa's number to 0.002
+    # ... and in fact to round-off: a convention drift (unrounded Y, no clip at 0, L = 1) moves some of
+    # these by 1e-4 to 6e-3, so it would show here
+    assert max(abs(d) for d in diffs.values()) < 1e-5, diffs
+
+
+def test_ssim_conventions_are_scikit_images_on_8bit_luma_but_clipped():
+    """An independent check of the window, constants and valid-window averaging: scikit-image's SSIM of the
+    8-bit-rounded luma with L = 255 is the same SSIM without pyiqa's clip of cs at 0. The clip can only
+    raise the score: not at all on blur and mild noise, a little on strong noise, clearly on shifted
+    texture (locally anti-correlated)."""
+    for name, sr, hr in ssim_pairs():
+        y8 = lambda img: np.round(skimage_y(img.double()) * 255)  # noqa: E731
+        ref = skimage.metrics.structural_similarity(y8(hr), y8(sr), gaussian_weights=True, sigma=1.5,
+                                                    use_sample_covariance=False, data_range=255)
+        ours = E.ssim(sr, hr)
+        assert ours >= ref - 1e-5, name
+        if "shift" in name:
+            assert ours > ref + 1e-3, name
+        elif not name.endswith("0.15"):
+            assert ours == pytest.approx(ref, abs=1e-5), name
 
 
 def test_metrics_order_distortions_sensibly():
@@ -75,6 +147,109 @@ def test_hf_ratio_is_one_for_identical_images_and_drops_with_blur():
     assert 1 > ratios[0] > ratios[1] > ratios[2] > 0
     bic = E.bicubic(torch.nn.functional.interpolate(hr[None].float(), scale_factor=0.25, mode="area")[0])
     assert E.hf_ratio(bic.double(), hr) < 0.3  # a bicubic upscale has little of the missing band
+
+
+def test_lf_psnr_is_psnr_of_4x4_block_means():
+    hr = photo("coffee", 128)
+    for sr in distortions(hr).values():
+        # independently: numpy block means of scikit-image's luma, then PSNR with peak 1
+        blocks = lambda img: skimage_y(img).reshape(32, 4, 32, 4).mean(axis=(1, 3))  # noqa: E731
+        ref = skimage.metrics.peak_signal_noise_ratio(blocks(hr), blocks(sr), data_range=1)
+        assert E.lf_psnr(sr, hr) == pytest.approx(ref, abs=1e-8)
+    # detail that averages out inside each block costs nothing: a ±d checkerboard of 2×2 cells
+    checker = ((torch.arange(128)[:, None] // 2 + torch.arange(128)[None, :] // 2) % 2 * 2 - 1).double()
+    textured = hr * 0.8 + 0.1 + 0.05 * checker
+    assert E.lf_psnr(textured, hr * 0.8 + 0.1) > 200 and E.psnr(textured, hr * 0.8 + 0.1) < 30  # > 200: round-off
+    assert E.lf_psnr(hr, hr) == float("inf")
+
+
+def white_noise(shape, seed=0):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_hf_corr_is_the_pixel_domain_correlation_of_the_hf_ratio_band():
+    """hf_corr against an independent computation: numpy's FFT of the Hann-windowed, mean-removed luma, the
+    band kept, back to pixels, and the plain correlation of the two high-passed images."""
+    hr = photo("astronaut", 128)
+    sr = distortions(hr)["blur"]
+    win = np.outer(np.hanning(128), np.hanning(128))  # numpy's Hann window is the symmetric one
+
+    def high_passed(img):
+        y = skimage_y(img)
+        f = np.fft.fftfreq(128)
+        keep = np.hypot(f[:, None], f[None, :]) / 0.5 >= 0.25
+        return np.fft.ifft2(np.fft.fft2((y - y.mean()) * win) * keep).real
+
+    a, b = high_passed(sr), high_passed(hr)
+    assert E.hf_corr(sr, hr) == pytest.approx((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()), abs=1e-10)
+    assert E.hf_ratio(sr, hr) == pytest.approx((a * a).sum() / (b * b).sum(), rel=1e-10)  # the same band
+
+
+def test_hf_corr_tells_real_detail_from_noise():
+    hr = photo("astronaut", 256)
+    # the HR image's own detail, at any strength: 1
+    assert E.hf_corr(hr, hr) == pytest.approx(1.0) and E.hf_corr(0.5 * hr + 0.2, hr) == pytest.approx(1.0)
+    # pure white noise, weak or strong, saved as 8 bits: about 0
+    for sigma in (0.01, 0.1, 0.3):
+        noise_img = ((0.5 + sigma * white_noise(hr.shape)).clamp(0, 1) * 255).round() / 255
+        assert abs(E.hf_corr(noise_img, hr)) < 0.05, sigma
+    # HR + noise: the band is B + N, so hf_corr = √(E_B / E_(B+N)) + corr(N, B)·√(E_N / E_(B+N)) exactly:
+    # HR's share of the band's amplitude, up to the noise's own (≈ 0) correlation with the real detail.
+    # The noise adds energy but nothing to the projection onto HR, however strong it is.
+    for sigma in (0.05, 0.5, 5.0):
+        n = sigma * white_noise(hr.shape, 1)
+        e_b, e_n, e_bn = (E._energy(E.hf_band(x)) for x in (hr, n, hr + n))
+        share, slack = np.sqrt(e_b / e_bn), 0.05 * np.sqrt(e_n / e_bn)
+        assert abs(E.hf_corr(hr + n, hr) - share) < slack, sigma
+    assert E.hf_corr(hr + 5.0 * white_noise(hr.shape, 1), hr) < 0.05  # strong noise: about 0
+
+
+def test_hf_corr_of_little_or_no_detail():
+    hr = photo("astronaut", 256)
+    bic = E.bicubic(torch.nn.functional.interpolate(hr[None].float(), scale_factor=0.25, mode="area")[0]).double()
+    # a bicubic upscale keeps only a faint trace of the band, but what it keeps is the real detail's trace
+    assert E.hf_ratio(bic, hr) < 0.1 and 0 < E.hf_corr(bic, hr) < 1
+    flat = torch.full_like(hr, 0.3)  # no band at all: 0.0, not a division by ~0
+    assert E.hf_corr(flat, hr) == 0.0 and E.hf_corr(hr, flat) == 0.0
+    assert np.isnan(E.hf_ratio(hr, flat))  # a ratio to nothing is undefined
+
+
+# ------------------------------------------------------------------ the bicubic+noise baseline
+
+
+def test_noise_scale_solves_the_quadratic_exactly_when_nothing_clips():
+    hr = photo("astronaut", 256)
+    base = 0.3 + 0.4 * E.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float()).double()  # room to spare
+    noise = white_noise(hr.shape, 2)
+    target = 2 * E.hf_ratio(base, hr)
+    a = E.noise_scale(base, noise, hr, target)
+    assert 0 <= (base + a * noise).min() and (base + a * noise).max() <= 1  # no clipping: the exact root
+    assert E.hf_ratio(base + a * noise, hr) == pytest.approx(target, rel=1e-9)
+
+
+@pytest.mark.parametrize("target", [0.3, 1.0, 2.5])
+def test_bicubic_plus_noise_has_the_target_hf_ratio(target):
+    hr = photo("chelsea", 256)
+    bic = E.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float())
+    bic = (bic * 255).round() / 255  # the saved bicubic PNG, as evaluate.py starts from it
+    noise = white_noise(hr.shape, 3)
+    a = E.noise_scale(bic, noise, hr, target)
+    before = (bic.double() + a * noise).clamp(0, 1)  # clamped, not yet quantized: the solved quantity
+    assert E.hf_ratio(before, hr) == pytest.approx(target, rel=1e-3)
+    img = E.bicubic_plus_noise(bic, hr, target, seed=3)  # the same noise (seed 3), clamped and quantized
+    assert torch.equal(img, (before * 255).round() / 255)
+    assert E.hf_ratio(img, hr) == pytest.approx(target, rel=1e-2)  # the rounding adds a little energy
+    assert abs(E.hf_corr(img, hr)) < E.hf_corr(bic, hr)  # its detail is (mostly) not the real detail
+    assert not torch.equal(img, E.bicubic_plus_noise(bic, hr, target, seed=4))  # the seed picks the noise
+
+
+def test_bicubic_plus_noise_below_bicubics_own_detail_is_bicubic():
+    hr = photo("chelsea", 128)
+    bic = E.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float())
+    bic = (bic * 255).round() / 255
+    assert E.noise_scale(bic, white_noise(hr.shape), hr, 0.5 * E.hf_ratio(bic, hr)) == 0.0
+    same = E.bicubic_plus_noise(bic, hr, 0.5 * E.hf_ratio(bic, hr), seed=0)
+    assert torch.equal((same * 255).round(), (bic * 255).round().double())  # the same 8-bit values
 
 
 # ------------------------------------------------------------------ pairing
@@ -160,27 +335,53 @@ def test_end_to_end_report(tmp_path, ckpts, capsys, monkeypatch):
     out = tmp_path / "report"
     assert E.main(["--ckpt", str(ckpts / "student.pt"), "--data", "demo", "--out", str(out),
                    "--teacher-steps", "2"]) == 0
-    for d in ("hr", "lr", "bicubic", "teacher", "student"):
+    methods = ["bicubic", "bicubic+noise", "teacher", "teacher_1step", "student"]
+    for d in ("hr", "lr", *methods):
         assert sorted(p.name for p in (out / d).iterdir()) == ["chelsea.png", "rocket.png"], d
     rows = list(csv.DictReader(open(out / "metrics.csv")))
-    assert len(rows) == 6 and {r["method"] for r in rows} == {"bicubic", "teacher", "student"}
-    assert {"image", "method", "psnr", "ssim", "hf_ratio", "latency_ms", "lpips", "niqe"} <= set(rows[0])
-    assert all(float(r["psnr"]) > 10 and 0 < float(r["ssim"]) <= 1 for r in rows)
+    assert len(rows) == 10 and [r["method"] for r in rows[:5]] == methods
+    assert list(rows[0])[:7] == ["image", "method", "psnr", "ssim", "lf_psnr", "hf_ratio", "hf_corr"]
+    assert {"psnr_vs_teacher", "latency_ms", "lpips", "niqe"} <= set(rows[0])
+    assert all(float(r["psnr"]) > 10 and 0 < float(r["ssim"]) <= 1 and float(r["lf_psnr"]) >= float(r["psnr"])
+               and -1 <= float(r["hf_corr"]) <= 1 for r in rows)
     assert all(r["psnr_vs_teacher"] for r in rows if r["method"] == "student")
     assert all(r["lpips"] == "" for r in rows)  # pyiqa absent here: no number, never a made-up one
+    assert all((r["latency_ms"] == "") == (r["method"] == "bicubic+noise") for r in rows)  # not a timed method
+    by = {(r["image"], r["method"]): r for r in rows}
+    for stem in ("chelsea", "rocket"):  # the baseline has the student's detail energy (to 8-bit rounding)
+        assert float(by[stem, "bicubic+noise"]["hf_ratio"]) == pytest.approx(float(by[stem, "student"]["hf_ratio"]),
+                                                                               rel=0.05)
+    teacher_1step = E.load_image(out / "teacher_1step" / "chelsea.png")[0]
+    assert not torch.equal(teacher_1step, E.load_image(out / "teacher" / "chelsea.png")[0])  # 1 call vs 2 steps
     summary = (out / "summary.md").read_text()
-    assert "| bicubic |" in summary and "| student |" in summary and "speed-up" in summary
+    assert all(f"| {m} |" in summary for m in methods) and "speed-up over the 2-step teacher" in summary
+    assert "| lf_psnr | hf_ratio | hf_corr |" in summary and "baseline that cheap" in summary
     assert "pyiqa is not installed" in summary and "BT.601" in summary and "python evaluate.py" in summary
+    assert "deterministic sampler for 2 steps" in summary
     with Image.open(out / "compare.png") as im:
-        assert im.size[0] > 5 * 100  # LR | bicubic | teacher | student | HR
+        assert im.size[0] > 7 * 100  # LR | bicubic | bicubic+noise | teacher | teacher_1step | student | HR
     printed = capsys.readouterr().out
-    assert "| teacher |" in printed and "report:" in printed
+    assert "| teacher |" in printed and "| bicubic+noise |" in printed and "report:" in printed
     hr = E.load_image(out / "hr" / "chelsea.png")[0]
     assert hr.shape[1] % 4 == 0 and hr.shape[2] % 4 == 0
     assert E.load_image(out / "lr" / "chelsea.png")[0].shape[1:] == (hr.shape[1] // 4, hr.shape[2] // 4)
 
 
-def test_pyiqa_metrics_when_available_and_reasons_when_not(monkeypatch, tmp_path, ckpts):
+@pytest.fixture(scope="module")
+def ckpts_t3(tmp_path_factory):
+    """Like conftest's ckpts, with a teacher trained for T = 3 steps: a run without --teacher-steps must use
+    the checkpoint's own T (a fixed default such as 15 would be refused), and 3 steps keep the test short."""
+    import model as M
+
+    root = tmp_path_factory.mktemp("runs_t3")
+    torch.manual_seed(0)
+    teacher = M.SRModel(M.ModelConfig(preset="tiny", T=3))
+    M.save_checkpoint(root / "teacher.pt", teacher)
+    M.save_checkpoint(root / "student.pt", M.make_student(teacher))
+    return root
+
+
+def test_pyiqa_metrics_when_available_and_reasons_when_not(monkeypatch, tmp_path, ckpts_t3):
     fake = types.ModuleType("pyiqa")
     fake.__spec__ = importlib.machinery.ModuleSpec("pyiqa", None)
     fake.__version__ = "0-fake"
@@ -197,14 +398,18 @@ def test_pyiqa_metrics_when_available_and_reasons_when_not(monkeypatch, tmp_path
     fake.create_metric = create_metric
     monkeypatch.setitem(sys.modules, "pyiqa", fake)
     out = tmp_path / "r"
-    assert E.main(["--ckpt", str(ckpts / "student.pt"), "--data", "demo", "--out", str(out)]) == 0
+    assert E.main(["--ckpt", str(ckpts_t3 / "student.pt"), "--data", "demo", "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert {r["lpips"] for r in rows} == {"0.25"} and {r["niqe"] for r in rows} == {"0.5"}
     assert {r["musiq"] for r in rows} == {""}
     summary = (out / "summary.md").read_text()
     assert "musiq: n/a, its weights could not be loaded" in summary and "could not download" in summary
+    # no --teacher-steps: the teacher's own T, and the summary says how many steps were run
+    assert "deterministic sampler for 3 steps" in summary and "over the 3-step teacher" in summary
 
 
 def test_bad_checkpoint_is_refused(tmp_path, ckpts):
     with pytest.raises(SystemExit, match="holds a teacher, but a student"):
         E.main(["--ckpt", str(ckpts / "teacher.pt"), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"--teacher-steps 99: .* trained with T = \d+ steps; choose 1 to"):
+        E.main(["--ckpt", str(ckpts / "student.pt"), "--teacher-steps", "99", "--out", str(tmp_path)])
