@@ -30,9 +30,11 @@ from model import hub_reachable, sample_deterministic
 # ---------------------------------------------------------------------------------------------------
 
 
-def teacher_loss(x0_hat, x0):
-    """ResShift's training loss: the network predicts x₀ from x_t, at a uniformly random t."""
-    return F.mse_loss(x0_hat.float(), x0.float())
+def teacher_loss(x0_hat, x0, weight=None):
+    """ResShift's training loss: the network predicts x₀ from x_t, at a uniformly random t. `weight` (B,)
+    weighs each sample's squared error by its timestep (SRModel.loss_weight); None is ResShift's uniform."""
+    per_sample = (x0_hat.float() - x0.float()).pow(2).flatten(1).mean(1)
+    return per_sample.mean() if weight is None else (weight * per_sample).mean()
 
 
 @torch.no_grad()

@@ -3,9 +3,10 @@ model.py: the networks of VPD-SR and the diffusion process they live in.
 
     codec        image <-> latent: pixel_unshuffle by 4 (default, no weights) or a diffusers autoencoder
     schedule     η_1..η_T of ResShift, and the forward process x_t = x₀ + η_t·(y₀ − x₀) + κ·√η_t·ε
-    SRModel      the UNet f_θ(x_t, LR, t) → x̂₀ with its codec and schedule. The same class is
-                   the teacher: sampled in T steps (ancestral ResShift, or deterministic SinSR), and
-                   the student: the same network evaluated once, at t = T.
+    SRModel      the UNet f_θ(x_t, LR, t) → x̂₀ with its codec and schedule, its output parametrised as
+                   x₀ (ResShift), the residual (ResShift) or preconditioned around y₀ (EDM-style). The
+                   same class is the teacher: sampled in T steps (ancestral ResShift, or deterministic
+                   SinSR), and the student: the same network evaluated once, at t = T.
     PatchGAN     the discriminator of the adversarial loss
     checkpoints  save_checkpoint / load_checkpoint: one .pt file per trained network
 
@@ -49,6 +50,10 @@ NETWORKS = {
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The defaults of the diffusion settings are ResShift's published ones (Yue et al. 2023: T = 15, κ = 2,
+    p = 0.3, √η_T = 0.99, min_noise_level 0.04, x₀ prediction). train.py's default recipe for the pixel
+    latent differs (T = 4, κ = 0.25, precond): see its RECIPES and README, "The recipe study"."""
+
     preset: str = "base"  # network size: a key of NETWORKS
     codec: str = "pixel"  # "pixel", or a diffusers VQModel / AutoencoderKL: hub id or local directory
     codec_subfolder: str = ""  # e.g. "vqvae" inside a pipeline repository
@@ -58,6 +63,15 @@ class ModelConfig:
     p: float = 0.3  # the schedule's power
     sqrt_eta_T: float = 0.99  # √η_T
     min_noise_level: float = 0.04  # sets √η_1 = min(min_noise_level/κ, min_noise_level)
+    param: str = "x0"  # what the network's output means: a key of PARAMETRISATIONS (see SRModel.forward)
+    sigma_data: float = 0.2  # σ_d the "precond" output assumes for x₀ − y₀ (measured on the demo crops: 0.2)
+
+
+# How the network's raw output F becomes x̂₀ (SRModel.forward has the formulas):
+#   x0        x̂₀ = F                                        ResShift's default ("xstart")
+#   residual  x̂₀ = y₀ − F: F predicts the residual e₀       ResShift's "residual" predict type
+#   precond   x̂₀ = y₀ + c_skip·(x_t − y₀) + c_out·F         EDM-style preconditioning around y₀ (Karras et al. 2022)
+PARAMETRISATIONS = ("x0", "residual", "precond")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -217,7 +231,12 @@ class SRModel(nn.Module):
             raise ValueError(f"kind must be 'teacher' or 'student', not '{kind}'")
         self.cfg, self.kind = cfg, kind
         self.codec = codec if codec is not None else build_codec(cfg)
+        if cfg.param not in PARAMETRISATIONS:
+            raise ValueError(f"unknown parametrisation '{cfg.param}' (choose from {', '.join(PARAMETRISATIONS)})")
         self.net = build_unet(cfg.preset, self.codec.channels)
+        if cfg.param != "x0":  # F = 0 at the start: the untrained model returns y₀ (or the linear guess)
+            nn.init.zeros_(self.net.conv_out.weight)
+            nn.init.zeros_(self.net.conv_out.bias)
         eta = eta_schedule(cfg.T, cfg.kappa, cfg.p, cfg.sqrt_eta_T, cfg.min_noise_level)
         self.register_buffer("eta", eta.float(), persistent=False)  # rebuilt from cfg, not saved
         # The UNet halves the latent len(blocks) − 1 times: inputs must be a multiple of this.
@@ -255,12 +274,59 @@ class SRModel(nn.Module):
             return x_t / (3 * self.cfg.kappa * eta.sqrt() + 1)
         return x_t / torch.sqrt(self.cfg.kappa**2 * eta + 1)
 
-    def forward(self, x_t, lr, t):
-        """x̂₀ = f_θ(x_t, LR, t). t: an int or a (B,) tensor of timesteps in 1..T."""
+    def precond(self, t):
+        """(c_in, c_skip, c_out) at timesteps t, derived from the forward process (the "precond" output).
+
+        Around y₀ the forward process reads  x_t − y₀ = a·d + s·ε  with d = x₀ − y₀, a = 1 − η_t and
+        s = κ√η_t. If d has zero mean and variance σ_d², the best linear guess of d from x_t − y₀, and the
+        error it leaves, are
+
+            c_skip = a·σ_d² / (a²σ_d² + s²)           d̂ = c_skip·(x_t − y₀)
+            c_out  = σ_d·s / √(a²σ_d² + s²)           the standard deviation of d − d̂
+            c_in   = 1 / √(a²σ_d² + s²)               scales x_t − y₀ to unit variance for the network
+
+        so x̂₀ = y₀ + c_skip·(x_t − y₀) + c_out·F asks F for a unit-variance correction at every t. At t = T
+        (a ≈ 0) x̂₀ starts at y₀, the bicubic upscale; at small t (s ≈ 0) it starts at x_t itself. This is
+        EDM's preconditioning (Karras et al. 2022, with a = 1 there), written for ResShift's process.
+        With F = 0 it is the exact posterior mean for a white Gaussian d, so a sampler run with it turns ε
+        into white "detail" of about σ_d: σ_d also sets how much texture an under-trained F invents.
+        """
+        eta = self.eta[t].view(-1, 1, 1, 1)
+        a, s2, sd2 = 1 - eta, self.cfg.kappa**2 * eta, self.cfg.sigma_data**2
+        var = a**2 * sd2 + s2
+        return var.rsqrt(), a * sd2 / var, (sd2 * s2 / var).sqrt()
+
+    def forward(self, x_t, lr, t, y0=None):
+        """x̂₀ = f_θ(x_t, LR, t). t: an int or a (B,) tensor of timesteps in 1..T. y₀ = encode_lr(LR) is
+        computed when not given (the samplers pass it: an autoencoder would otherwise encode at every step)."""
         if isinstance(t, int):  # (torch.full, not as_tensor: no blocking host-to-device copy per call)
             t = torch.full((x_t.shape[0],), t, device=x_t.device)
-        inp = torch.cat([self.normalize_input(x_t, t), lr * 2 - 1], dim=1)
-        return self.net(inp, t).sample
+        cond = lr * 2 - 1  # the LR image itself, concatenated to the latent (same spatial size)
+        param = self.cfg.param
+        if param == "x0":  # F is x̂₀
+            return self.net(torch.cat([self.normalize_input(x_t, t), cond], dim=1), t).sample
+        y0 = self.encode_lr(lr) if y0 is None else y0
+        if param == "residual":  # F is e₀ = y₀ − x₀
+            return y0 - self.net(torch.cat([self.normalize_input(x_t, t), cond], dim=1), t).sample
+        c_in, c_skip, c_out = self.precond(t)  # "precond"
+        u = x_t - y0
+        return y0 + c_skip * u + c_out * self.net(torch.cat([c_in * u, cond], dim=1), t).sample
+
+    def loss_weight(self, t, kind="uniform"):
+        """Per-sample weights of the teacher's x₀ regression at timesteps t.
+
+            uniform   1, ResShift's plain ‖x̂₀ − x₀‖²
+            precond   1/c_out(t)², normalised to mean 1 over t = 1..T: every t then asks the same
+                      unit-variance precision of F (EDM's λ(σ) = 1/c_out²); small t, where the
+                      final detail is decided, weigh more.
+        """
+        if kind == "uniform":
+            return torch.ones(t.shape, device=t.device)
+        if kind != "precond":
+            raise ValueError(f"unknown loss weighting '{kind}' (uniform or precond)")
+        all_t = torch.arange(1, self.cfg.T + 1, device=t.device)
+        w = self.precond(all_t)[2].flatten() ** -2
+        return (w / w.mean())[t - 1]
 
     # -- inference
 
@@ -285,7 +351,7 @@ class SRModel(nn.Module):
         if eps is None:
             eps = torch.randn(y0.shape, generator=generator, device="cpu").to(y0)
         if self.kind == "student" or steps == 1:
-            z = net(self.prior_sample(y0, eps), lr, self.cfg.T)
+            z = net(self.prior_sample(y0, eps), lr, self.cfg.T, y0)
         elif sampler == "deterministic":
             z = sample_deterministic(net, y0, lr, eps, steps)
         elif sampler == "ancestral":
@@ -308,7 +374,7 @@ def sample_deterministic(model, y0, lr, eps, steps=None):
     ts = model.timesteps(steps)
     x = model.prior_sample(y0, eps)
     for t, s in zip(ts, ts[1:] + [0]):  # s = 0 ends at η_0 = 0: m = j = 0, k = 1, so x = x̂₀
-        x0_hat = model(x, lr, t)
+        x0_hat = model(x, lr, t, y0)
         m = torch.sqrt(eta[s] / eta[t])
         j = eta[s] - torch.sqrt(eta[s] * eta[t])
         k = 1 - eta[s] + torch.sqrt(eta[s] * eta[t]) - m
@@ -328,7 +394,7 @@ def sample_ancestral(model, y0, lr, eps, steps=None, generator=None):
     ts = model.timesteps(steps)
     x = model.prior_sample(y0, eps)
     for t, s in zip(ts, ts[1:] + [0]):
-        x0_hat = model(x, lr, t)
+        x0_hat = model(x, lr, t, y0)
         alpha = eta[t] - eta[s]
         x = (eta[s] / eta[t]) * x + (alpha / eta[t]) * x0_hat
         if s > 0:  # z ~ N(0, I), drawn on the CPU so that a seed gives the same result on every device
@@ -374,7 +440,10 @@ class PatchGAN(nn.Module):
 # Checkpoints
 # ---------------------------------------------------------------------------------------------------
 
-FORMAT = "vpdsr-checkpoint-v1"
+# v2 added the recipe fields param and sigma_data to the config. A v1 file predates them: it was trained
+# with the x₀ parametrisation, which is what loading it restores.
+FORMAT = "vpdsr-checkpoint-v2"
+OLD_FORMATS = {"vpdsr-checkpoint-v1": {"param": "x0"}}
 
 
 def save_checkpoint(path, model: SRModel, **extra):
@@ -405,8 +474,14 @@ def read_checkpoint(path, kind=None):
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, unpickling error, ...
         raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {e}") from None
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT or not {"kind", "config", "weights"} <= obj.keys():
+    if not isinstance(obj, dict) or not {"format", "kind", "config", "weights"} <= obj.keys() \
+            or not str(obj["format"]).startswith("vpdsr-checkpoint-"):
         raise ValueError(f"{path} is not a vpdsr checkpoint (expected {expected} written by train.py)")
+    if obj["format"] in OLD_FORMATS:  # an older file: the settings it predates take their old values
+        obj["config"] = {**OLD_FORMATS[obj["format"]], **obj["config"]}
+    elif obj["format"] != FORMAT:
+        raise ValueError(f"{path} is a {obj['format']} file, which this version of vpdsr (reading "
+                         f"{FORMAT} and {', '.join(OLD_FORMATS)}) cannot read: update vpdsr")
     if kind is not None and obj["kind"] != kind:
         raise ValueError(f"{path} holds a {obj['kind']}, but {expected} is expected here")
     return obj
@@ -418,7 +493,10 @@ def load_checkpoint(path, kind=None, device="cpu", vae=None):
     autoencoder (a local directory). Keys of compiled (`_orig_mod.`) or DDP (`module.`) networks are
     accepted."""
     obj = read_checkpoint(path, kind)
-    cfg = ModelConfig(**obj["config"])
+    try:
+        cfg = ModelConfig(**obj["config"])
+    except TypeError as e:  # a setting this version does not know
+        raise ValueError(f"{path}: its config does not fit this version of vpdsr: {e}") from None
     if vae is not None:
         cfg = replace(cfg, codec=vae)
     model = SRModel(cfg, kind=obj["kind"])
@@ -435,7 +513,7 @@ def describe(model: SRModel):
     n = sum(p.numel() for p in model.net.parameters())
     c = model.cfg
     return (f"{model.kind}: {c.preset} UNet ({n / 1e6:.1f} M parameters), codec {c.codec}, ×{c.scale}, "
-            f"T={c.T}, κ={c.kappa}")
+            f"T={c.T}, κ={c.kappa}, output {c.param}")
 
 
 if __name__ == "__main__":

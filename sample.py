@@ -3,7 +3,7 @@ sample.py: upscale images ×4 with the one-step VPD-SR student, or with its mult
 
     python sample.py photo.jpg                                  # newest runs/*/student.pt -> results/photo_x4.png
     python sample.py photos/ more.png -o results/mine --ckpt runs/vpdsr/student.pt
-    python sample.py photo.jpg --ckpt runs/vpdsr/teacher.pt --steps 15        # the teacher, for comparison
+    python sample.py photo.jpg --ckpt runs/vpdsr/teacher.pt                   # the teacher (all T steps), to compare
     python sample.py huge.png --tile 256 --tile-overlap 32 --color-fix wavelet
     python sample.py photos/ --benchmark                        # latency, images/s and peak memory
 
@@ -98,7 +98,7 @@ class TiledNetwork:
     def __getattr__(self, name):  # the schedule, config, prior_sample, ...: the model's own
         return getattr(self.model, name)
 
-    def __call__(self, x_t, lr, t):
+    def __call__(self, x_t, lr, t, y0=None):
         H, W = x_t.shape[-2:]
         th, tw = min(self.tile, H), min(self.tile, W)
         out = torch.zeros(x_t.shape, device=x_t.device)
@@ -106,7 +106,8 @@ class TiledNetwork:
         wgt = gaussian_weights(th, tw, x_t.device)
         for y in tile_starts(H, self.tile, self.step):
             for x in tile_starts(W, self.tile, self.step):
-                x0_hat = self.model(x_t[..., y : y + th, x : x + tw], lr[..., y : y + th, x : x + tw], t)
+                win = (..., slice(y, y + th), slice(x, x + tw))
+                x0_hat = self.model(x_t[win], lr[win], t, None if y0 is None else y0[win])
                 out[..., y : y + th, x : x + tw] += x0_hat.float() * wgt
                 weight[..., y : y + th, x : x + tw] += wgt
         return out / weight

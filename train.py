@@ -23,6 +23,7 @@ student | HR) and loss_<stage>.png.
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -36,17 +37,30 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 import losses as L
 from degrade import PRESETS as DEGRADATIONS
 from degrade import build_dataset, build_loader, degrade
-from model import ModelConfig, PatchGAN, SRModel, atomic_save, load_checkpoint, make_student, save_checkpoint
+from model import (PARAMETRISATIONS, ModelConfig, PatchGAN, SRModel, atomic_save, load_checkpoint, make_student,
+                   save_checkpoint)
 from sample import peak_memory, timed
 
+# The diffusion recipe: --recipe picks one, and any of its flags given on the command line wins.
+#   resshift  ResShift's published settings (T = 15, κ = 2, the network predicts x₀), made for the latent of
+#             a VQGAN whose values have a standard deviation of about 1.
+#   pixel     what the recipe study (README, "The recipe study") measured best for the pixel latent: the
+#             output preconditioned around y₀ with σ_d = 0.1, T = 4, κ = 0.25 and a last noise level of
+#             κ·0.04 = 0.01.
+RECIPES = {
+    "resshift": dict(diffusion_steps=15, kappa=2.0, min_noise_level=0.04, param="x0", sigma_data=0.2,
+                     loss_weight="uniform", lr_schedule="constant"),
+    "pixel": dict(diffusion_steps=4, kappa=0.25, min_noise_level=0.04, param="precond", sigma_data=0.1,
+                  loss_weight="uniform", lr_schedule="constant"),
+}
 # Defaults that depend on --preset. `base` is the one-GPU recipe (ResShift's learning rate and EMA);
 # `tiny` makes the CPU demo finish within minutes. Any flag given on the command line wins.
 PRESET_DEFAULTS = {
-    "base": dict(teacher_iters=100_000, student_iters=20_000, batch_size=32, patch_size=256, lr=5e-5, lr_d=1e-4,
-                 warmup=2000, adv_start=2000, clip="ViT-B-32:openai", workers=8,
+    "base": dict(recipe="pixel", teacher_iters=100_000, student_iters=20_000, batch_size=32, patch_size=256,
+                 lr=5e-5, lr_d=1e-4, warmup=2000, adv_start=2000, clip="ViT-B-32:openai", workers=8,
                  log_every=50, sample_every=2000, ckpt_every=2000),
-    "tiny": dict(teacher_iters=1200, student_iters=150, batch_size=8, patch_size=64, lr=1e-3, lr_d=2e-4,
-                 warmup=50, adv_start=75, clip="random", workers=0,
+    "tiny": dict(recipe="pixel", teacher_iters=1200, student_iters=150, batch_size=8, patch_size=64,
+                 lr=1e-3, lr_d=2e-4, warmup=50, adv_start=75, clip="random", workers=0,
                  log_every=25, sample_every=300, ckpt_every=300),
 }
 
@@ -67,7 +81,19 @@ def parse_args(argv=None):
     a("--patch-size", type=int, help="HR crop size; LR = patch/4 (preset default)")
     a("--lr", type=float, help="AdamW learning rate of the trained network (preset default)")
     a("--lr-d", type=float, help="AdamW learning rate of the discriminator (preset default)")
-    a("--warmup", type=int, help="linear learning-rate warm-up steps, then constant (preset default)")
+    a("--warmup", type=int, help="linear learning-rate warm-up steps, then --lr-schedule (preset default)")
+    a("--lr-schedule", choices=["constant", "cosine"], help="after the warm-up: constant, or a cosine decay to 0 "
+      "at the stage's last step (preset default)")
+    a("--recipe", choices=list(RECIPES), help="the diffusion recipe, defaults for --diffusion-steps, --kappa, "
+      "--min-noise-level, --param, --sigma-data, --loss-weight and --lr-schedule (preset default: pixel)")
+    a("--diffusion-steps", type=int, help="T, the teacher's diffusion steps (preset default)")
+    a("--kappa", type=float, help="κ, the noise scale of the forward process (preset default)")
+    a("--min-noise-level", type=float, help="sets √η_1 = min(level/κ, level) (preset default)")
+    a("--param", choices=list(PARAMETRISATIONS), help="what the network predicts: x0, residual (y₀ − x₀), or "
+      "precond (a correction around y₀ scaled by c_skip/c_out) (preset default)")
+    a("--sigma-data", type=float, help="σ_d, the std of x₀ − y₀ in the latent, for --param precond (preset default)")
+    a("--loss-weight", choices=["uniform", "precond"], help="teacher loss weight over t: uniform (ResShift) or "
+      "1/c_out(t)² (EDM) (preset default)")
     a("--w-dist", type=float, default=1.0, help="weight of the distillation loss")
     a("--w-ess", type=float, default=0.1, help="weight of the CLIP semantic loss (ESS)")
     a("--w-hfp", type=float, default=0.05, help="weight of the high-frequency loss (HFP)")
@@ -97,6 +123,9 @@ def parse_args(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     given = {x[2:].split("=")[0].replace("-", "_").removeprefix("no_") for x in map(str, argv) if x.startswith("--")}
     for k, v in PRESET_DEFAULTS[args.preset].items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    for k, v in RECIPES[args.recipe].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
     return args, given
@@ -189,9 +218,18 @@ def optimize(loss, opt, sched, scaler, params, grad_clip):
     sched.step()
 
 
-def warmup_schedule(opt, steps):
-    """Linear warm-up over `steps`, then constant (constant keeps resumed and longer runs comparable)."""
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps)))
+def warmup_schedule(opt, steps, kind="constant", total=None):
+    """Linear warm-up over `steps` (step s uses (s + 1)/steps of the rate), then constant, or a cosine decay
+    ½·(1 + cos(π·progress)) that reaches 0 at step `total`. A LambdaLR: its state resumes exactly."""
+
+    def factor(s):
+        if s < steps:
+            return (s + 1) / steps
+        if kind == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (s - steps) / max(1, total - steps))))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 @torch.no_grad()
@@ -219,8 +257,9 @@ def teacher_step(run, s, hr, step):
         t = torch.randint(1, s.teacher.cfg.T + 1, (hr.shape[0],), generator=dg, device=hr.device)
         eps = torch.randn(x0.shape, generator=dg, device=hr.device, dtype=x0.dtype)
         x_t = s.teacher.q_sample(x0, y0, t, eps)
-        # 4. predict x₀ and regress: ‖f_θ(x_t, LR, t) − x₀‖²
-        loss = L.teacher_loss(s.teacher(x_t, lr, t), x0)
+        # 4. estimate x₀ and regress: ‖f_θ(x_t, LR, t) − x₀‖², weighted over t by --loss-weight
+        weight = s.teacher.loss_weight(t, run.args.loss_weight)
+        loss = L.teacher_loss(s.teacher(x_t, lr, t, y0), x0, weight)
     run.bad |= ~torch.isfinite(loss)
     # 5. optimizer step, then the EMA that teacher.pt keeps
     optimize(loss, s.opt, s.sched, s.scaler, s.raw.parameters(), run.args.grad_clip)
@@ -242,7 +281,7 @@ def student_step(run, s, hr, step):
         # 3. the teacher's targets: its deterministic T-step sample from the same x_T (frozen, no grad)
         target = L.distillation_target(s.teacher, y0, lr, eps)
         # 4. the student: one step, x̂₀ = f_φ(x_T, LR, T), decoded to an image
-        x0_hat = s.student(s.student.prior_sample(y0, eps), lr, s.student.cfg.T)
+        x0_hat = s.student(s.student.prior_sample(y0, eps), lr, s.student.cfg.T, y0)
         sr = s.student.decode(x0_hat)
         # 5. the losses, each weighted and logged on its own
         terms = {"dist": L.distillation(x0_hat, target)}
@@ -307,13 +346,14 @@ def restore_state(s, stage, resume):
 
 def setup_teacher(run, resume):
     a = run.args
-    cfg = ModelConfig(preset=a.preset, codec=a.vae, codec_subfolder=a.vae_subfolder)
+    cfg = ModelConfig(preset=a.preset, codec=a.vae, codec_subfolder=a.vae_subfolder, T=a.diffusion_steps,
+                      kappa=a.kappa, min_noise_level=a.min_noise_level, param=a.param, sigma_data=a.sigma_data)
     s = State(teacher=SRModel(cfg).to(run.device))
     s.raw = s.teacher.net  # the unwrapped network: what is saved and averaged
     s.ema = SRModel(cfg, codec=s.teacher.codec).to(run.device).requires_grad_(False).eval()
     s.ema.net.load_state_dict(s.raw.state_dict())
     s.opt = torch.optim.AdamW(s.raw.parameters(), lr=a.lr, weight_decay=0.0)
-    s.sched, s.scaler = warmup_schedule(s.opt, a.warmup), run.scaler()
+    s.sched, s.scaler = warmup_schedule(s.opt, a.warmup, a.lr_schedule, a.teacher_iters), run.scaler()
     restore_state(s, "teacher", resume)
     s.teacher.net = run.wrap(s.raw)
     return s
@@ -342,7 +382,8 @@ def setup_student(run, teacher, resume, clip, preview=None):
             s.preview_teacher = teacher.upscale(preview[1], preview_noise(teacher, preview[1]))
     s.opt = torch.optim.AdamW(s.raw.parameters(), lr=a.lr, weight_decay=0.0)
     s.opt_d = torch.optim.AdamW(s.raw_disc.parameters(), lr=a.lr_d, betas=(0.5, 0.999), weight_decay=0.0)
-    s.sched, s.sched_d = warmup_schedule(s.opt, a.warmup), warmup_schedule(s.opt_d, a.warmup)
+    s.sched = warmup_schedule(s.opt, a.warmup, a.lr_schedule, a.student_iters)
+    s.sched_d = warmup_schedule(s.opt_d, a.warmup, a.lr_schedule, a.student_iters)
     s.scaler, s.scaler_d = run.scaler(), run.scaler()
     restore_state(s, "student", resume)
     s.student.net = run.wrap(s.raw)

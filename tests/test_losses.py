@@ -169,7 +169,7 @@ def test_distillation_target_is_the_teachers_deterministic_sampler():
     assert L.distillation(target, target).item() == 0
 
     class Perfect(M.SRModel):  # a teacher that always knows x₀: its T-step result must be exactly x₀
-        def forward(self, x_t, lr, t):
+        def forward(self, x_t, lr, t, y0=None):
             return self.x0.expand_as(x_t)
 
     perfect = Perfect(M.ModelConfig(preset="tiny"))

@@ -86,7 +86,7 @@ def test_input_normalization(tiny):
 class Oracle(SRModel):
     """A 'network' that knows the answer: it returns the true x₀ whatever it is asked."""
 
-    def forward(self, x_t, lr, t):
+    def forward(self, x_t, lr, t, y0=None):
         self.calls.append(int(torch.as_tensor(t).flatten()[0]))
         return self.x0.expand_as(x_t)
 
@@ -106,7 +106,7 @@ def test_samplers_end_exactly_at_x0_with_a_perfect_network(sampler, steps):
 class Linear(SRModel):
     """A 'network' whose answer depends on its input, so that the end of a trajectory depends on every step."""
 
-    def forward(self, x_t, lr, t):
+    def forward(self, x_t, lr, t, y0=None):
         return 0.5 * x_t + 0.01 * int(t)
 
 
@@ -356,3 +356,72 @@ def test_bad_checkpoints_are_refused_by_name(tmp_path, tiny):
     torch.save(obj, tmp_path / "mismatch.pt")
     with pytest.raises(ValueError, match="mismatch.pt: the weights do not fit"):
         M.load_checkpoint(tmp_path / "mismatch.pt")
+
+
+# ------------------------------------------------------------------ output parametrisations (recipe)
+
+
+def test_precond_coefficients_are_the_best_linear_guess_and_its_error():
+    """c_skip and c_out against a least-squares fit on samples of the forward process: with d ~ N(0, σ_d²),
+    u = x_t − y₀ = (1 − η_t)·d + κ√η_t·ε, the fitted slope of d on u is c_skip, and the residual's
+    standard deviation is c_out."""
+    m = SRModel(ModelConfig(preset="tiny", T=4, kappa=0.5, min_noise_level=0.2, param="precond", sigma_data=0.3))
+    g = torch.Generator().manual_seed(0)
+    n = 400_000
+    for t in range(1, 5):
+        eta = m.eta[t].item()
+        d = 0.3 * torch.randn(n, generator=g, dtype=torch.float64)
+        u = (1 - eta) * d + 0.5 * math.sqrt(eta) * torch.randn(n, generator=g, dtype=torch.float64)
+        slope = (u * d).sum() / (u * u).sum()
+        c_in, c_skip, c_out = (c.item() for c in m.precond(torch.tensor([t])))
+        assert c_skip == pytest.approx(slope.item(), rel=0.01, abs=4e-3)  # (abs: the slope's sampling error)
+        assert c_out == pytest.approx((d - slope * u).std().item(), rel=0.01)
+        assert c_in == pytest.approx(1 / u.std().item(), rel=0.01)
+
+
+@pytest.mark.parametrize("param", ["residual", "precond"])
+def test_untrained_residual_and_precond_models_start_from_y0(param):
+    """The last convolution starts at zero: the residual output is y₀ (the bicubic upscale) at every t; the
+    preconditioned output is y₀ + c_skip·(x_t − y₀), which is y₀ at t = T up to η_T's remainder."""
+    torch.manual_seed(0)
+    m = SRModel(ModelConfig(preset="tiny", param=param)).eval()
+    lr = photo(size=32)
+    y0 = m.encode_lr(lr)
+    x_t = y0 + 0.3 * torch.randn_like(y0)
+    for t in (1, 8, 15):
+        c_skip = m.precond(torch.tensor([t]))[1] if param == "precond" else 0.0
+        torch.testing.assert_close(m(x_t, lr, t), y0 + c_skip * (x_t - y0))
+        torch.testing.assert_close(m(x_t, lr, t, y0), m(x_t, lr, t))  # y₀ passed or computed: the same
+
+
+def test_precond_loss_weight_is_one_over_c_out_squared_with_mean_one():
+    m = SRModel(ModelConfig(preset="tiny", T=4, min_noise_level=0.2, param="precond"))
+    t = torch.arange(1, 5)
+    w = m.loss_weight(t, "precond")
+    c_out = m.precond(t)[2].flatten()
+    assert w.mean().item() == pytest.approx(1.0)
+    torch.testing.assert_close(w * c_out**2, (w * c_out**2)[:1].expand(4))  # w ∝ 1/c_out²
+    assert (w.diff() < 0).all()  # small t (little noise, fine detail) weighs most
+    assert m.loss_weight(t).tolist() == [1.0] * 4
+    with pytest.raises(ValueError, match="uniform or precond"):
+        m.loss_weight(t, "snr")
+
+
+def test_unknown_parametrisation_is_refused():
+    with pytest.raises(ValueError, match="x0, residual, precond"):
+        SRModel(ModelConfig(preset="tiny", param="eps"))
+
+
+def test_v1_checkpoints_load_as_x0_and_future_formats_are_refused(tmp_path, tiny):
+    """A v1 file predates the param field: it was an x₀-parametrised network, and loads as one."""
+    obj = {"format": "vpdsr-checkpoint-v1", "kind": "teacher", "weights": tiny.net.state_dict(),
+           "config": {k: v for k, v in M.asdict(tiny.cfg).items() if k not in ("param", "sigma_data")}}
+    torch.save(obj, tmp_path / "v1.pt")
+    loaded = M.load_checkpoint(tmp_path / "v1.pt")
+    assert loaded.cfg.param == "x0"
+    lr = photo(size=32)
+    eps = torch.randn(1, 48, 32, 32, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(loaded.upscale(lr, eps), tiny.upscale(lr, eps))
+    torch.save({**obj, "format": "vpdsr-checkpoint-v9"}, tmp_path / "v9.pt")
+    with pytest.raises(ValueError, match="v9.pt is a vpdsr-checkpoint-v9 file.*update vpdsr"):
+        M.load_checkpoint(tmp_path / "v9.pt")

@@ -126,7 +126,7 @@ def test_tiled_output_is_close_to_untiled(ckpts):
 class Pointwise(M.SRModel):
     """A 'network' that looks at one latent pixel at a time: tiling must then change nothing at all."""
 
-    def forward(self, x_t, lr, t):
+    def forward(self, x_t, lr, t, y0=None):
         return 0.8 * x_t + 0.1 * lr.repeat_interleave(16, 1)
 
 

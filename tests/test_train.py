@@ -130,9 +130,9 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
     original = L.teacher_loss
     calls = []
 
-    def poisoned(x0_hat, x0):
+    def poisoned(x0_hat, x0, weight=None):
         calls.append(1)
-        loss = original(x0_hat, x0)
+        loss = original(x0_hat, x0, weight)
         return loss * float("nan") if len(calls) > 2 else loss
 
     monkeypatch.setattr(L, "teacher_loss", poisoned)
@@ -169,7 +169,7 @@ def test_student_stage_from_a_given_teacher(tmp_path, smoke):
 def test_benchmark_runs_on_cpu(capsys):
     assert T.main(["--benchmark", "--preset", "tiny", "--batch-size", "2", "--patch-size", "32"]) == 0
     out = capsys.readouterr().out
-    for part in ["teacher", "student", "degradation", "teacher targets (15 steps", "CLIP ESS", "HFP",
+    for part in ["teacher", "student", "degradation", "teacher targets (4 steps", "CLIP ESS", "HFP",
                  "discriminator", "step, end to end", "img/s", "peak memory"]:
         assert part in out, part
 
@@ -204,3 +204,30 @@ def test_both_stages_on_cuda_in_bf16_compiled(tmp_path):
     assert train(tmp_path, "--device", "cuda", "--teacher-iters", 2, "--student-iters", 2, "--compile") == 0
     assert json.loads((tmp_path / "config.json").read_text())["dtype"] in ("torch.bfloat16", "torch.float16")
     assert M.load_checkpoint(tmp_path / "student.pt", kind="student")
+
+
+def test_recipe_flags_reach_the_checkpoint(tmp_path):
+    assert train(tmp_path, "--teacher-iters", 2, "--stage", "teacher", "--diffusion-steps", 4, "--kappa", 0.5,
+                 "--min-noise-level", 0.1, "--param", "precond", "--sigma-data", 0.25, "--loss-weight", "precond",
+                 "--lr-schedule", "cosine") == 0
+    cfg = M.load_checkpoint(tmp_path / "teacher.pt").cfg
+    assert (cfg.T, cfg.kappa, cfg.min_noise_level, cfg.param, cfg.sigma_data) == (4, 0.5, 0.1, "precond", 0.25)
+    assert M.read_checkpoint(tmp_path / "teacher.pt")["format"] == M.FORMAT
+
+
+@pytest.mark.parametrize("kind", ["constant", "cosine"])
+def test_learning_rate_schedules(kind):
+    """Linear warm-up over 4 steps (the first step already moves), then constant, or a cosine that falls to
+    0 at step 20."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = T.warmup_schedule(opt, 4, kind, total=20)
+    lrs = []
+    for _ in range(20):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    assert lrs[:5] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
+    if kind == "constant":
+        assert lrs[4:] == [1.0] * 16
+    else:  # 1/2·(1 + cos(π·(s − 4)/16)) after the warm-up
+        assert lrs[4:] == pytest.approx([0.5 * (1 + math.cos(math.pi * (s - 4) / 16)) for s in range(4, 20)])
