@@ -407,10 +407,16 @@ def degrade(hr, cfg: DegradationConfig = PRESETS["resshift"], generator=None):
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
-# The demo photos ship with scikit-image. A fixed split: train on the first list, evaluate on the second.
+# The split of the demo photos, the one table every script uses (train.py --data demo trains on DEMO_TRAIN;
+# evaluate.py and study.py --data demo measure on DEMO_EVAL). The photos ship with scikit-image.
 DEMO_TRAIN = ("astronaut", "coffee", "stereo_motorcycle", "hubble_deep_field", "immunohistochemistry",
               "brick", "grass", "gravel")
 DEMO_EVAL = ("chelsea", "rocket")
+# Never trained on, kept for evaluating on photos the recipe was not chosen on: motorcycle_right is the twin
+# of stereo_motorcycle's left view (a near copy of a training photo); the synthetic images are not photos;
+# matplotlib's sample images (matplotlib.cbook.get_sample_data: grace_hopper.jpg, ...) are held out too.
+DEMO_NEVER_TRAIN = ("motorcycle_right", "checkerboard", "binary_blobs", "horse", "logo", "text",
+                    "matplotlib sample images")
 
 DIV2K_ARCHIVES = {  # split: (folder, url, md5), as published by the DIV2K authors
     "train": ("DIV2K_train_HR", "http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip",

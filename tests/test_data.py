@@ -217,6 +217,7 @@ def test_demo_split_and_crops():
     assert [e[0] for e in train.entries] == list(D.DEMO_TRAIN)
     assert [e[0] for e in val.entries] == list(D.DEMO_EVAL)
     assert not set(D.DEMO_TRAIN) & set(D.DEMO_EVAL)
+    assert not set(D.DEMO_TRAIN) & set(D.DEMO_NEVER_TRAIN)
     torch.manual_seed(0)
     crops = torch.stack([train[i] for i in range(len(train))])
     assert crops.shape == (8, 3, 96, 96) and crops.dtype == torch.float32
