@@ -425,3 +425,23 @@ def test_v1_checkpoints_load_as_x0_and_future_formats_are_refused(tmp_path, tiny
     torch.save({**obj, "format": "vpdsr-checkpoint-v9"}, tmp_path / "v9.pt")
     with pytest.raises(ValueError, match="v9.pt is a vpdsr-checkpoint-v9 file.*update vpdsr"):
         M.load_checkpoint(tmp_path / "v9.pt")
+
+
+@pytest.mark.parametrize("sigma_d", [0.2, 0.1])
+def test_untrained_precond_sampler_turns_noise_into_white_detail_of_about_sigma_d(sigma_d):
+    """With F = 0 the preconditioned output is the posterior mean for a white Gaussian x₀ − y₀ of standard
+    deviation σ_d, and the deterministic sampler carries ε into the sample as "detail" of that kind: white,
+    a little below σ_d in amplitude (the discrete steps shrink it). So σ_d sets how much texture a network
+    that has learned little will invent."""
+    torch.manual_seed(0)
+    m = SRModel(ModelConfig(preset="tiny", T=4, kappa=0.25, min_noise_level=0.04, param="precond",
+                            sigma_data=sigma_d)).eval()
+    lr = photo(size=32)
+    y0 = m.encode_lr(lr).expand(16, -1, -1, -1)
+    eps = torch.randn(y0.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        detail = M.sample_deterministic(m, y0, lr.expand(16, -1, -1, -1), eps) - y0
+    assert 0.5 * sigma_d < detail.std().item() < sigma_d
+    img = torch.nn.functional.pixel_shuffle(detail, 4)  # neighbouring pixels: uncorrelated
+    corr = (img[..., 1:] * img[..., :-1]).mean() / img.var()
+    assert abs(corr.item()) < 0.05
