@@ -205,65 +205,38 @@ def noise_scale(base, noise, hr, target, cutoff=0.25, rtol=1e-4):
     a quadratic in a; its positive root is a = (−p + √(p² − |N|²·c)) / |N|², with p = Re⟨B,N⟩ and
     c = |B|² − target·E_hr < 0. (Energy adds only in expectation: p is a random cross term, so
     "a² = (target·E_hr − |B|²) / |N|²" would miss.) When base + a·noise stays in [0,1] that root is
-    returned as is. Otherwise the clamp removes part of the noise where the image is near black or
-    white, and a is found again on the clamped image by regula falsi (Illinois variant) to a relative
-    error of `rtol` in hf_ratio, starting from a bracket around the quadratic's root.
+    returned as is. Otherwise the clamp removes part of the noise near black and white, and a is found
+    again on the clamped image by bisection, to a relative error of `rtol`.
 
-    A target at or below the base's own hf_ratio gives a = 0 (noise only adds energy, in expectation).
-    A target that the clamped image cannot reach (clamping caps the energy: at a → ∞ the image becomes
-    black-and-white noise) gives the a that comes closest among those tried; hf_ratio then shows the
-    shortfall."""
+    A target at or below the base's own hf_ratio gives a = 0 (noise only adds energy, in expectation). A
+    target the clamped image cannot reach (clamping caps the energy) gives the largest scale tried."""
     e_hr = _energy(hf_band(hr, cutoff))
     if not math.isfinite(target) or _is_empty(e_hr, hr.shape):
         return 0.0
     bb, nn_ = hf_band(base, cutoff), hf_band(noise, cutoff)
-    p = (bb * nn_.conj()).real.sum().item()
+    p, e_n = (bb * nn_.conj()).real.sum().item(), _energy(nn_)
     c = _energy(bb) - target * e_hr
-    if c >= 0 or _energy(nn_) == 0:
+    if c >= 0 or e_n == 0:
         return 0.0
-    a = (-p + math.sqrt(p * p - _energy(nn_) * c)) / _energy(nn_)
+    a = (-p + math.sqrt(p * p - e_n * c)) / e_n
     base, noise = base.double(), noise.double()
     if 0 <= (base + a * noise).min() and (base + a * noise).max() <= 1:
         return a  # nothing clipped: the quadratic's root is exact
 
-    def f(s):  # how far the clamped image's hf_ratio is from the target, relative
-        return _energy(hf_band((base + s * noise).clamp(0, 1), cutoff)) / (target * e_hr) - 1
+    def reached(s):  # whether the clamped image at scale s has at least the target's energy
+        return _energy(hf_band((base + s * noise).clamp(0, 1), cutoff)) >= target * e_hr
 
-    # Bracket the root: f(0) < 0 (c < 0 and base itself is in [0,1]); clipping only removes energy, so
-    # f(a) ≤ 0 in practice, and a is doubled until the clamped image reaches the target.
-    lo, f_lo = 0.0, f(0.0)
-    if f_lo >= 0:
-        return 0.0
-    hi, f_hi = a, f(a)
-    for _ in range(30):  # 2³⁰·a: far past the point where the clamped image is saturated
-        if f_hi >= 0:
+    lo, hi = 0.0, a
+    for _ in range(30):  # clamping took energy away: widen the bracket until the target is inside it
+        if reached(hi):
             break
-        if f_hi <= f_lo:  # saturated: more noise adds no energy, the target is out of reach
-            return lo  # the closest of those tried (f_lo ≥ f_hi, both below 0)
-        lo, f_lo = hi, f_hi
-        hi, f_hi = 2 * hi, f(2 * hi)
+        lo, hi = hi, 2 * hi
     else:
         return hi
-    # Illinois: the secant through the bracket, halving the weight of an end that stays twice in a row
-    side = 0
-    for _ in range(100):
-        if abs(f_hi) <= rtol:
-            return hi
-        if abs(f_lo) <= rtol:
-            return lo
-        s = hi - f_hi * (hi - lo) / (f_hi - f_lo)
-        f_s = f(s)
-        if f_s > 0:
-            hi, f_hi = s, f_s
-            if side == 1:
-                f_lo /= 2
-            side = 1
-        else:
-            lo, f_lo = s, f_s
-            if side == -1:
-                f_hi /= 2
-            side = -1
-    return lo if abs(f_lo) < abs(f_hi) else hi
+    while hi - lo > rtol * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if not reached(mid) else (lo, mid)
+    return hi
 
 
 def bicubic_plus_noise(bic, hr, target, seed, cutoff=0.25):

@@ -37,8 +37,8 @@ import torch.nn.functional as F
 # Settings: saved into every checkpoint, so that a file alone rebuilds its model
 # ---------------------------------------------------------------------------------------------------
 
-# UNet sizes. `base` is the network measured in METHOD.md §7 (74.2 M parameters); `tiny` (2.1 M) is for
-# tests and the CPU demo. Attention only at the two lowest resolutions (1/4 and 1/8 of the latent size),
+# UNet sizes. `base` is the network for one GPU (74.2 M parameters); `tiny` (2.1 M) is for tests and the
+# CPU demo. Attention only at the two lowest resolutions (1/4 and 1/8 of the latent size),
 # where its cost, quadratic in the number of pixels, stays affordable. The first level is at least as
 # wide as the pixel codec's 48 latent channels: narrower, it bottlenecks the whole network (measured on
 # the demo: 32 channels lost 4-5 dB PSNR against 64).

@@ -17,8 +17,9 @@ the same for every candidate, so candidates are compared on the same inputs):
     det, anc   the full deterministic (SinSR) and ancestral (ResShift) samplers
     metrics    PSNR, lf_psnr (structure: PSNR after 4×4 average pooling), hf_ratio (detail energy) and
                hf_corr (is the detail the real detail?), all on the Y channel of 8-bit images
-    curves     the denoising curve: PSNR of decode(x̂₀) at every t, on freshly noised inputs
-               x_t = q_sample(x₀, y₀, t, ε) and along each sampler's own path. A fresh x_t holds part of x₀
+    curves     the denoising curve: PSNR of decode(x̂₀), the network's estimate of the HR latent x₀, at
+               every step t, on freshly noised inputs x_t = q_sample(x₀, y₀, t, ε) (y₀: the latent of the
+               bicubic upscale, ε: Gaussian noise) and along each sampler's own path. A fresh x_t holds part of x₀
                itself, so "fresh" is an oracle the path cannot reach; where along the path the PSNR falls
                shows at which steps the sampler loses what the one call had.
 
@@ -300,7 +301,7 @@ def ablation(teacher, seeds, out, extra=()):
     keys = ["psnr", "lf_psnr", "hf_corr", "ssim", "hf_ratio", "psnr_vs_teacher"]
     lines = ["| student losses | " + " | ".join(keys) + " | bicubic+noise psnr | bicubic+noise hf_corr |",
              "|---" * (len(keys) + 3) + "|"]
-    bicubic_rows = {}
+    reference_rows = {}
     for name, flags in ABLATION.items():
         per_seed = {k: [] for k in keys + ["bn_psnr", "bn_hf_corr"]}
         for seed in seeds:
@@ -321,10 +322,10 @@ def ablation(teacher, seeds, out, extra=()):
                 for k in keys:
                     vals = [float(r[k]) for r in rows if r["method"] == m and r[k] != ""]
                     if vals:
-                        bicubic_rows.setdefault(m, {}).setdefault(k, []).append(mean(vals))
+                        reference_rows.setdefault(m, {}).setdefault(k, []).append(mean(vals))
         lines.append(f"| {name} | " + " | ".join(cell(per_seed[k], digits(k))
                                                   for k in keys + ["bn_psnr", "bn_hf_corr"]) + " |")
-    for m, vals in bicubic_rows.items():
+    for m, vals in reference_rows.items():
         lines.append(f"| *{m}* | " + " | ".join(cell(vals[k], digits(k)) if k in vals else "" for k in keys) + " | | |")
     return "\n".join(lines)
 
