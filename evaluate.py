@@ -290,15 +290,15 @@ def image_seed(stem, seed):
 def load_pairs(data, lr_dir, seed, preset="resshift"):
     """[(stem, hr, lr)]: HR cropped top-left to a multiple of the scale; LR from --lr-dir (paired by file
     name) or made by degrade.py with a per-image seed."""
-    if data == "demo":
-        hrs = [(name, img.float() / 255) for name, img in demo_images("val")]
+    if data in ("demo", "demo-train"):  # the held-out photos, or (to see what a model memorised) the training ones
+        hrs = [(name, img.float() / 255) for name, img in demo_images("val" if data == "demo" else "train")]
     else:
         try:
             folder = find_div2k("val") if data.lower() == "div2k" else Path(data)
         except FileNotFoundError as e:
             raise SystemExit(f"error: {e}") from None
         if not folder.is_dir():
-            raise SystemExit(f"error: --data {data}: no such folder (and not 'demo' or 'DIV2K')")
+            raise SystemExit(f"error: --data {data}: no such folder (and not 'demo', 'demo-train' or 'DIV2K')")
         hrs = [(p.stem, p) for p in find_images(folder)]
         if not hrs:
             raise SystemExit(f"error: no images found in {folder}")
@@ -407,7 +407,8 @@ def main(argv=None):
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--ckpt", required=True, help="the student checkpoint (student.pt)")
     ap.add_argument("--teacher", help="the teacher checkpoint (default: teacher.pt beside --ckpt, if present)")
-    ap.add_argument("--data", default="demo", help="HR images: a folder, DIV2K (its validation set), or demo")
+    ap.add_argument("--data", default="demo", help="HR images: a folder, DIV2K (its validation set), demo (the "
+                    "held-out demo photos), or demo-train (the demo's training photos)")
     ap.add_argument("--lr-dir", help="LR inputs paired with the HR images by file name (default: degrade.py)")
     ap.add_argument("--out", default="report", help="report folder")
     ap.add_argument("--teacher-steps", type=int, default=None,

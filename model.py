@@ -65,6 +65,7 @@ class ModelConfig:
     min_noise_level: float = 0.04  # sets √η_1 = min(min_noise_level/κ, min_noise_level)
     param: str = "x0"  # what the network's output means: a key of PARAMETRISATIONS (see SRModel.forward)
     sigma_data: float = 0.2  # σ_d the "precond" output assumes for x₀ − y₀ (measured on the demo crops: 0.2)
+    cond: str = "lr"  # what the network sees beside x_t: a key of CONDITIONS
 
 
 # How the network's raw output F becomes x̂₀ (SRModel.forward has the formulas):
@@ -72,6 +73,12 @@ class ModelConfig:
 #   residual  x̂₀ = y₀ − F: F predicts the residual e₀       ResShift's "residual" predict type
 #   precond   x̂₀ = y₀ + c_skip·(x_t − y₀) + c_out·F         EDM-style preconditioning around y₀ (Karras et al. 2022)
 PARAMETRISATIONS = ("x0", "residual", "precond")
+
+# What is concatenated to the network's input beside x_t:
+#   lr     the LR image (3 channels), as ResShift does: its latent has the LR image's size
+#   lr+y0  the LR image and y₀ = encode(bicubic↑LR), as SR3 does (Saharia et al. 2021). Near t = T the
+#          network's x_t input is mostly noise; y₀ hands it the bicubic image already laid out like x₀.
+CONDITIONS = {"lr": 0, "lr+y0": 1}  # how many latents the condition adds to the 3 LR channels
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -202,8 +209,9 @@ def eta_schedule(T=15, kappa=2.0, p=0.3, sqrt_eta_T=0.99, min_noise_level=0.04):
 # ---------------------------------------------------------------------------------------------------
 
 
-def build_unet(preset, latent_channels):
-    """f_θ: a diffusers UNet2DModel whose input is [x_t (normalized), LR] and whose output is x̂₀."""
+def build_unet(preset, latent_channels, cond="lr"):
+    """f_θ: a diffusers UNet2DModel whose input is [x_t (normalized), condition] (see CONDITIONS) and whose
+    output is F (see PARAMETRISATIONS)."""
     from diffusers import UNet2DModel
 
     if preset not in NETWORKS:
@@ -211,7 +219,7 @@ def build_unet(preset, latent_channels):
     net = NETWORKS[preset]
     n = len(net["block_out_channels"])
     return UNet2DModel(
-        in_channels=latent_channels + 3, out_channels=latent_channels,
+        in_channels=latent_channels * (1 + CONDITIONS[cond]) + 3, out_channels=latent_channels,
         down_block_types=("DownBlock2D",) * (n - 2) + ("AttnDownBlock2D",) * 2,
         up_block_types=("AttnUpBlock2D",) * 2 + ("UpBlock2D",) * (n - 2),
         norm_num_groups=min(32, net["block_out_channels"][0]), attention_head_dim=8, **net,
@@ -233,7 +241,9 @@ class SRModel(nn.Module):
         self.codec = codec if codec is not None else build_codec(cfg)
         if cfg.param not in PARAMETRISATIONS:
             raise ValueError(f"unknown parametrisation '{cfg.param}' (choose from {', '.join(PARAMETRISATIONS)})")
-        self.net = build_unet(cfg.preset, self.codec.channels)
+        if cfg.cond not in CONDITIONS:
+            raise ValueError(f"unknown condition '{cfg.cond}' (choose from {', '.join(CONDITIONS)})")
+        self.net = build_unet(cfg.preset, self.codec.channels, cfg.cond)
         if cfg.param != "x0":  # F = 0 at the start: the untrained model returns y₀ (or the linear guess)
             nn.init.zeros_(self.net.conv_out.weight)
             nn.init.zeros_(self.net.conv_out.bias)
@@ -301,16 +311,17 @@ class SRModel(nn.Module):
         computed when not given (the samplers pass it: an autoencoder would otherwise encode at every step)."""
         if isinstance(t, int):  # (torch.full, not as_tensor: no blocking host-to-device copy per call)
             t = torch.full((x_t.shape[0],), t, device=x_t.device)
-        cond = lr * 2 - 1  # the LR image itself, concatenated to the latent (same spatial size)
         param = self.cfg.param
+        if y0 is None and (param != "x0" or self.cfg.cond != "lr"):
+            y0 = self.encode_lr(lr)
+        cond = [lr * 2 - 1] if self.cfg.cond == "lr" else [y0, lr * 2 - 1]  # (same spatial size as x_t)
         if param == "x0":  # F is x̂₀
-            return self.net(torch.cat([self.normalize_input(x_t, t), cond], dim=1), t).sample
-        y0 = self.encode_lr(lr) if y0 is None else y0
+            return self.net(torch.cat([self.normalize_input(x_t, t), *cond], dim=1), t).sample
         if param == "residual":  # F is e₀ = y₀ − x₀
-            return y0 - self.net(torch.cat([self.normalize_input(x_t, t), cond], dim=1), t).sample
+            return y0 - self.net(torch.cat([self.normalize_input(x_t, t), *cond], dim=1), t).sample
         c_in, c_skip, c_out = self.precond(t)  # "precond"
         u = x_t - y0
-        return y0 + c_skip * u + c_out * self.net(torch.cat([c_in * u, cond], dim=1), t).sample
+        return y0 + c_skip * u + c_out * self.net(torch.cat([c_in * u, *cond], dim=1), t).sample
 
     def loss_weight(self, t, kind="uniform"):
         """Per-sample weights of the teacher's x₀ regression at timesteps t.
@@ -442,6 +453,8 @@ class PatchGAN(nn.Module):
 
 # v2 added the recipe fields param and sigma_data to the config. A v1 file predates them: it was trained
 # with the x₀ parametrisation, which is what loading it restores.
+# A config without `cond` (added later in v2) takes ModelConfig's default, the LR image: what those files
+# were trained with.
 FORMAT = "vpdsr-checkpoint-v2"
 OLD_FORMATS = {"vpdsr-checkpoint-v1": {"param": "x0"}}
 

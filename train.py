@@ -37,8 +37,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 import losses as L
 from degrade import PRESETS as DEGRADATIONS
 from degrade import build_dataset, build_loader, degrade
-from model import (PARAMETRISATIONS, ModelConfig, PatchGAN, SRModel, atomic_save, load_checkpoint, make_student,
-                   save_checkpoint)
+from model import (CONDITIONS, PARAMETRISATIONS, ModelConfig, PatchGAN, SRModel, atomic_save, load_checkpoint,
+                   make_student, save_checkpoint)
 from sample import peak_memory, timed
 
 # The diffusion recipe: --recipe picks one, and any of its flags given on the command line wins.
@@ -49,9 +49,9 @@ from sample import peak_memory, timed
 #             κ·0.04 = 0.01.
 RECIPES = {
     "resshift": dict(diffusion_steps=15, kappa=2.0, min_noise_level=0.04, param="x0", sigma_data=0.2,
-                     loss_weight="uniform", lr_schedule="constant"),
+                     cond="lr", loss_weight="uniform", lr_schedule="constant"),
     "pixel": dict(diffusion_steps=4, kappa=0.25, min_noise_level=0.04, param="precond", sigma_data=0.1,
-                  loss_weight="uniform", lr_schedule="constant"),
+                  cond="lr", loss_weight="uniform", lr_schedule="constant"),
 }
 # Defaults that depend on --preset. `base` is the one-GPU recipe (ResShift's learning rate and EMA);
 # `tiny` makes the CPU demo finish within minutes. Any flag given on the command line wins.
@@ -92,6 +92,8 @@ def parse_args(argv=None):
     a("--param", choices=list(PARAMETRISATIONS), help="what the network predicts: x0, residual (y₀ − x₀), or "
       "precond (a correction around y₀ scaled by c_skip/c_out) (preset default)")
     a("--sigma-data", type=float, help="σ_d, the std of x₀ − y₀ in the latent, for --param precond (preset default)")
+    a("--cond", choices=list(CONDITIONS), help="what the network sees beside x_t: the LR image (ResShift), or "
+      "the LR image and y₀, its bicubic upscale in latent space (SR3) (preset default)")
     a("--loss-weight", choices=["uniform", "precond"], help="teacher loss weight over t: uniform (ResShift) or "
       "1/c_out(t)² (EDM) (preset default)")
     a("--w-dist", type=float, default=1.0, help="weight of the distillation loss")
@@ -347,7 +349,8 @@ def restore_state(s, stage, resume):
 def setup_teacher(run, resume):
     a = run.args
     cfg = ModelConfig(preset=a.preset, codec=a.vae, codec_subfolder=a.vae_subfolder, T=a.diffusion_steps,
-                      kappa=a.kappa, min_noise_level=a.min_noise_level, param=a.param, sigma_data=a.sigma_data)
+                      kappa=a.kappa, min_noise_level=a.min_noise_level, param=a.param, sigma_data=a.sigma_data,
+                      cond=a.cond)
     s = State(teacher=SRModel(cfg).to(run.device))
     s.raw = s.teacher.net  # the unwrapped network: what is saved and averaged
     s.ema = SRModel(cfg, codec=s.teacher.codec).to(run.device).requires_grad_(False).eval()

@@ -296,6 +296,28 @@ def test_network_input_is_latent_plus_lr(tiny):
     assert x0_hat.shape == (2, 48, 16, 16)
 
 
+def test_conditioning_on_y0_feeds_the_bicubic_latent_to_the_network():
+    torch.manual_seed(0)
+    m = SRModel(ModelConfig(preset="tiny", param="x0", cond="lr+y0"))
+    assert m.net.config.in_channels == 48 + 48 + 3
+    lr, x_t, t = torch.rand(1, 3, 16, 16), torch.randn(1, 48, 16, 16), torch.tensor([2])
+    y0 = m.encode_lr(lr)
+    with torch.no_grad():  # y0 is computed from LR when not given, and it reaches the network
+        torch.testing.assert_close(m(x_t, lr, t), m(x_t, lr, t, y0))
+        assert (m(x_t, lr, t, y0 + 0.5) - m(x_t, lr, t, y0)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="lr, lr\\+y0"):
+        SRModel(ModelConfig(preset="tiny", cond="hr"))
+
+
+def test_checkpoints_without_a_condition_field_load_as_lr_conditioned(tmp_path, tiny):
+    """Files written before `cond` existed were conditioned on the LR image alone."""
+    M.save_checkpoint(tmp_path / "t.pt", tiny)
+    obj = torch.load(tmp_path / "t.pt", weights_only=True)
+    del obj["config"]["cond"]
+    torch.save(obj, tmp_path / "old.pt")
+    assert M.load_checkpoint(tmp_path / "old.pt").cfg.cond == "lr"
+
+
 def test_patchgan_receptive_field_is_70():
     d = M.PatchGAN()
     assert sum(isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2) for m in d.modules()) == 3
