@@ -54,6 +54,64 @@ def distillation(x0_student, x0_teacher):
 # ---------------------------------------------------------------------------------------------------
 
 
+def ess(clip, sr, hr):
+    """L_ess = 1 − cos(φ(SR), φ(HR)), in [0, 2]. The target is the real HR image, not the teacher: that is
+    the "explicit" supervision. φ(HR) needs no gradient; φ(SR) passes its gradient back into SR."""
+    with torch.no_grad():  # the real image's embedding is a fixed target
+        target = clip(hr)
+    # The encoder returns unit-length embeddings, so their dot product is the cosine similarity.
+    return (1 - (clip(sr) * target).sum(-1)).mean()
+
+
+# ---------------------------------------------------------------------------------------------------
+# HFP: High-Frequency Perception
+# ---------------------------------------------------------------------------------------------------
+
+
+def high_pass_mask(h, w, cutoff, device=None):
+    """M: 1 where the normalized frequency radius ρ = |f| / f_Nyquist is at least `cutoff`, else 0.
+    ρ runs from 0 (DC) to 1 at the Nyquist frequency along an axis (√2 in the corners)."""
+    fy = torch.fft.fftfreq(h, device=device).view(-1, 1)
+    fx = torch.fft.fftfreq(w, device=device).view(1, -1)
+    return (torch.sqrt(fx**2 + fy**2) / 0.5 >= cutoff).float()
+
+
+def hfp(sr, hr, cutoff=0.25):
+    """L_hfp = mean(M ⊙ |log(1+|F(SR)|) − log(1+|F(HR)|)|), with F the orthonormal 2-D FFT per channel.
+
+    The log keeps the huge low-frequency amplitudes from dominating; the mask keeps the loss about
+    detail. The default cutoff, a quarter of Nyquist, is where a ×4 LR image's own spectrum ends: above
+    it, every bit of detail must be restored by the network. On a square crop that band is most of the
+    spectrum: the disc of radius 0.25 left out holds π·0.25²/4 ≈ 5% of the coefficients, so the loss
+    compares the other 95%, which are the ones bicubic upscaling leaves (nearly) empty.
+    """
+    # Amplitudes only: the phase says where detail is, and detail invented at a slightly different place
+    # is not an error for a perception loss. fp32: an FFT in half precision loses the small amplitudes.
+    amp = lambda x: torch.log1p(torch.fft.fft2(x.float(), norm="ortho").abs())  # noqa: E731
+    mask = high_pass_mask(*sr.shape[-2:], cutoff, device=sr.device)  # the band bicubic leaves empty
+    return (mask * (amp(sr) - amp(hr)).abs()).mean()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Adversarial (hinge) losses for the PatchGAN
+# ---------------------------------------------------------------------------------------------------
+
+
+def d_hinge(real_logits, fake_logits):
+    """L_D = E[relu(1 − D(HR))] + E[relu(1 + D(SR))]: push real patches above +1 and fakes below −1."""
+    return F.relu(1 - real_logits.float()).mean() + F.relu(1 + fake_logits.float()).mean()
+
+
+def g_hinge(fake_logits):
+    """L_adv = −E[D(SR)]: the student raises the discriminator's score of its outputs."""
+    return -fake_logits.float().mean()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading the frozen CLIP of ESS (plumbing: open_clip names, local files, a random stand-in for tests)
+# ---------------------------------------------------------------------------------------------------
+
+
 class CLIPImageEncoder(nn.Module):
     """A frozen open_clip image tower with its own preprocessing: an image (B,3,H,W) in [0,1] is resized
     to the encoder's input size and normalized with its mean/std; returns unit-length embeddings.
@@ -152,51 +210,3 @@ def load_clip(spec="ViT-B-32:openai", pretrained=True):
     std = tag.get("std") or pp.get("std") or open_clip.OPENAI_DATASET_STD
     return CLIPImageEncoder(clip.visual, size, mean, std, semantic=bool(source),
                             name=spec if source else f"{name}, random weights")
-
-
-def ess(clip, sr, hr):
-    """L_ess = 1 − cos(φ(SR), φ(HR)), in [0, 2]. The target is the real HR image, not the teacher: that is
-    the "explicit" supervision. φ(HR) needs no gradient; φ(SR) passes its gradient back into SR."""
-    with torch.no_grad():
-        target = clip(hr)
-    return (1 - (clip(sr) * target).sum(-1)).mean()
-
-
-# ---------------------------------------------------------------------------------------------------
-# HFP: High-Frequency Perception
-# ---------------------------------------------------------------------------------------------------
-
-
-def high_pass_mask(h, w, cutoff, device=None):
-    """M: 1 where the normalized frequency radius ρ = |f| / f_Nyquist is at least `cutoff`, else 0.
-    ρ runs from 0 (DC) to 1 at the Nyquist frequency along an axis (√2 in the corners)."""
-    fy = torch.fft.fftfreq(h, device=device).view(-1, 1)
-    fx = torch.fft.fftfreq(w, device=device).view(1, -1)
-    return (torch.sqrt(fx**2 + fy**2) / 0.5 >= cutoff).float()
-
-
-def hfp(sr, hr, cutoff=0.25):
-    """L_hfp = mean(M ⊙ |log(1+|F(SR)|) − log(1+|F(HR)|)|), with F the orthonormal 2-D FFT per channel.
-
-    The log keeps the huge low-frequency amplitudes from dominating; the mask keeps the loss about
-    detail. The default cutoff, a quarter of Nyquist, is where a ×4 LR image's own spectrum ends: above
-    it, every bit of detail must be restored by the network.
-    """
-    amp = lambda x: torch.log1p(torch.fft.fft2(x.float(), norm="ortho").abs())  # noqa: E731
-    mask = high_pass_mask(*sr.shape[-2:], cutoff, device=sr.device)
-    return (mask * (amp(sr) - amp(hr)).abs()).mean()
-
-
-# ---------------------------------------------------------------------------------------------------
-# Adversarial (hinge) losses for the PatchGAN
-# ---------------------------------------------------------------------------------------------------
-
-
-def d_hinge(real_logits, fake_logits):
-    """L_D = E[relu(1 − D(HR))] + E[relu(1 + D(SR))]: push real patches above +1 and fakes below −1."""
-    return F.relu(1 - real_logits.float()).mean() + F.relu(1 + fake_logits.float()).mean()
-
-
-def g_hinge(fake_logits):
-    """L_adv = −E[D(SR)]: the student raises the discriminator's score of its outputs."""
-    return -fake_logits.float().mean()

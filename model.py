@@ -25,7 +25,7 @@ import json
 import math
 import os
 import socket
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -126,47 +126,6 @@ class AutoencoderCodec(nn.Module):
 
     def decode(self, z):
         return (self.vae.decode(z / self.scaling + self.shift).sample + 1) / 2
-
-
-def hub_reachable(timeout=3.0):
-    """Whether the Hugging Face hub answers within `timeout` seconds. Checked before any download, so that
-    a machine without internet fails at once instead of retrying for half a minute."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return False
-    from huggingface_hub import constants
-
-    url = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def load_autoencoder(name, subfolder=""):
-    """(model, its config file as written) of a diffusers VQModel or AutoencoderKL, from a local directory
-    or a hub id (the local cache first)."""
-    from diffusers import AutoencoderKL, VQModel
-
-    local_dir = Path(name).is_dir()
-    local_only = local_dir or not hub_reachable()
-    where = f"'{name}'" + (f" (subfolder '{subfolder}')" if subfolder else "")
-    try:
-        config = VQModel.load_config(name, subfolder=subfolder or None, local_files_only=local_only)
-        cls = {"VQModel": VQModel, "AutoencoderKL": AutoencoderKL}.get(config.get("_class_name"))
-        if cls is None:
-            raise ValueError(f"it is a {config.get('_class_name')}, not a VQModel or AutoencoderKL")
-        return cls.from_pretrained(name, subfolder=subfolder or None, local_files_only=local_only), config
-    except Exception as e:  # diffusers and huggingface_hub raise OSError, ValueError, HTTP errors, ...
-        hint = ""
-        if local_only and not local_dir:
-            hint = " The Hugging Face hub cannot be reached from here, and the local cache does not hold it."
-        raise RuntimeError(
-            f"cannot load the autoencoder {where}: {str(e).rstrip('.')}.{hint}\n"
-            f"Pass a local directory instead (on a machine with internet: "
-            f"hf download {name} --local-dir DIR, then --vae DIR), "
-            f"or use the weight-free default codec (--vae pixel)."
-        ) from None
 
 
 def build_codec(cfg: ModelConfig):
@@ -273,7 +232,8 @@ class SRModel(nn.Module):
         return x0 + eta * (y0 - x0) + self.cfg.kappa * eta.sqrt() * eps
 
     def prior_sample(self, y0, eps):
-        """x_T = y₀ + κ·√η_T·ε: where every sampler starts (the η_T·x₀ remainder of q_sample is dropped)."""
+        """x_T = y₀ + κ·√η_T·ε: where every sampler starts. q_sample at t = T would add (1 − η_T)·(x₀ − y₀)
+        (x₀ is unknown at inference; with √η_T = 0.99 that is 2% of the residual, and it is dropped)."""
         return y0 + self.cfg.kappa * self.eta[self.cfg.T].sqrt() * eps
 
     def normalize_input(self, x_t, t):
@@ -359,9 +319,9 @@ class SRModel(nn.Module):
         """
         net = self if net is None else net
         y0 = self.encode_lr(lr)
-        if eps is None:
+        if eps is None:  # drawn on the CPU: a seed gives the same image on every device
             eps = torch.randn(y0.shape, generator=generator, device="cpu").to(y0)
-        if self.kind == "student" or steps == 1:
+        if self.kind == "student" or steps == 1:  # VPD-SR's one step: x̂₀ = f(x_T, LR, T), nothing else
             z = net(self.prior_sample(y0, eps), lr, self.cfg.T, y0)
         elif sampler == "deterministic":
             z = sample_deterministic(net, y0, lr, eps, steps)
@@ -376,7 +336,8 @@ class SRModel(nn.Module):
 def sample_deterministic(model, y0, lr, eps, steps=None):
     """SinSR's deterministic sampler (a DDIM-like ODE for ResShift), from x_T = y₀ + κ√η_T·ε:
 
-        x_s = k·x̂₀ + m·x_t + j·y₀,   for consecutive visited timesteps t > s (s = t − 1 with all T steps)
+        x_s = k·x̂₀ + m·x_t + j·y₀,   for consecutive visited timesteps t > s (s = t − 1 with all T steps;
+                                      t_next in the code)
         m = √(η_s/η_t),   j = η_s − √(η_s·η_t),   k = 1 − η_s + √(η_s·η_t) − √(η_s/η_t)
 
     Given ε the result is a deterministic function of (LR, ε): the target the student distills.
@@ -384,11 +345,12 @@ def sample_deterministic(model, y0, lr, eps, steps=None):
     eta = model.eta
     ts = model.timesteps(steps)
     x = model.prior_sample(y0, eps)
-    for t, s in zip(ts, ts[1:] + [0]):  # s = 0 ends at η_0 = 0: m = j = 0, k = 1, so x = x̂₀
-        x0_hat = model(x, lr, t, y0)
-        m = torch.sqrt(eta[s] / eta[t])
-        j = eta[s] - torch.sqrt(eta[s] * eta[t])
-        k = 1 - eta[s] + torch.sqrt(eta[s] * eta[t]) - m
+    for t, t_next in zip(ts, ts[1:] + [0]):  # t_next = 0 ends at η_0 = 0: m = j = 0, k = 1, so x = x̂₀
+        x0_hat = model(x, lr, t, y0)  # the network's guess of the end point, from where the path is now
+        # Re-noise x̂₀ to level t_next with the very noise that x_t implies (DDIM's idea): no fresh noise.
+        m = torch.sqrt(eta[t_next] / eta[t])
+        j = eta[t_next] - torch.sqrt(eta[t_next] * eta[t])
+        k = 1 - eta[t_next] + torch.sqrt(eta[t_next] * eta[t]) - m
         x = k * x0_hat + m * x + j * y0
     return x
 
@@ -399,18 +361,19 @@ def sample_ancestral(model, y0, lr, eps, steps=None, generator=None):
 
         mean = (η_s/η_t)·x_t + (α/η_t)·x̂₀,   variance = κ²·(η_s/η_t)·α,   α = η_t − η_s
 
-    with no noise on the last step (s = 0 gives mean = x̂₀ and variance 0).
+    with no noise on the last step (t_next = 0 gives mean = x̂₀ and variance 0).
     """
     eta, kappa = model.eta, model.cfg.kappa
     ts = model.timesteps(steps)
     x = model.prior_sample(y0, eps)
-    for t, s in zip(ts, ts[1:] + [0]):
+    for t, t_next in zip(ts, ts[1:] + [0]):
         x0_hat = model(x, lr, t, y0)
-        alpha = eta[t] - eta[s]
-        x = (eta[s] / eta[t]) * x + (alpha / eta[t]) * x0_hat
-        if s > 0:  # z ~ N(0, I), drawn on the CPU so that a seed gives the same result on every device
+        alpha = eta[t] - eta[t_next]
+        # The mean of q(x_{t_next} | x_t, x̂₀): a blend of where the path is and where the network says it ends
+        x = (eta[t_next] / eta[t]) * x + (alpha / eta[t]) * x0_hat
+        if t_next > 0:  # z ~ N(0, I), drawn on the CPU so that a seed gives the same result on every device
             z = torch.randn(x.shape, generator=generator, device="cpu").to(x)
-            x = x + kappa * torch.sqrt(eta[s] / eta[t] * alpha) * z
+            x = x + kappa * torch.sqrt(eta[t_next] / eta[t] * alpha) * z
     return x
 
 
@@ -448,77 +411,54 @@ class PatchGAN(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Checkpoints
+# Loading a pretrained autoencoder (plumbing for --vae: a hub id or a local directory)
 # ---------------------------------------------------------------------------------------------------
 
-# v2 added the recipe fields param and sigma_data to the config. A v1 file predates them: it was trained
-# with the x₀ parametrisation, which is what loading it restores.
-# A config without `cond` (added later in v2) takes ModelConfig's default, the LR image: what those files
-# were trained with.
-FORMAT = "vpdsr-checkpoint-v2"
-OLD_FORMATS = {"vpdsr-checkpoint-v1": {"param": "x0"}}
 
+def hub_reachable(timeout=3.0):
+    """Whether the Hugging Face hub answers within `timeout` seconds. Checked before any download, so that
+    a machine without internet fails at once instead of retrying for half a minute."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    from huggingface_hub import constants
 
-def save_checkpoint(path, model: SRModel, **extra):
-    """One .pt file: the network's kind, its full config and the weights to use for inference (the EMA
-    weights, when training keeps an EMA), written atomically. A diffusers codec is stored by name, not
-    by weights."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    obj = {"format": FORMAT, "kind": model.kind, "config": asdict(model.cfg), "weights": model.net.state_dict(),
-           **extra}
-    atomic_save(obj, path)
-
-
-def atomic_save(obj, path):
-    """torch.save to a temporary file, then rename: readers never see a half-written file."""
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def read_checkpoint(path, kind=None):
-    """The raw dictionary of a checkpoint file, or an error that names the file and what is wrong."""
-    path = Path(path)
-    expected = f"a {kind} checkpoint" if kind else "a checkpoint"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist (expected {expected} written by train.py)")
+    url = urlparse(constants.ENDPOINT)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, unpickling error, ...
-        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {e}") from None
-    if not isinstance(obj, dict) or not {"format", "kind", "config", "weights"} <= obj.keys() \
-            or not str(obj["format"]).startswith("vpdsr-checkpoint-"):
-        raise ValueError(f"{path} is not a vpdsr checkpoint (expected {expected} written by train.py)")
-    if obj["format"] in OLD_FORMATS:  # an older file: the settings it predates take their old values
-        obj["config"] = {**OLD_FORMATS[obj["format"]], **obj["config"]}
-    elif obj["format"] != FORMAT:
-        raise ValueError(f"{path} is a {obj['format']} file, which this version of vpdsr (reading "
-                         f"{FORMAT} and {', '.join(OLD_FORMATS)}) cannot read: update vpdsr")
-    if kind is not None and obj["kind"] != kind:
-        raise ValueError(f"{path} holds a {obj['kind']}, but {expected} is expected here")
-    return obj
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
-def load_checkpoint(path, kind=None, device="cpu", vae=None):
-    """Rebuild the SRModel saved in `path` from the file alone, in eval mode. `kind` ('teacher' or
-    'student'), if given, is enforced. `vae` points a diffusers codec at another copy of the same
-    autoencoder (a local directory). Keys of compiled (`_orig_mod.`) or DDP (`module.`) networks are
-    accepted."""
-    obj = read_checkpoint(path, kind)
+def load_autoencoder(name, subfolder=""):
+    """(model, its config file as written) of a diffusers VQModel or AutoencoderKL, from a local directory
+    or a hub id (the local cache first)."""
+    from diffusers import AutoencoderKL, VQModel
+
+    local_dir = Path(name).is_dir()
+    local_only = local_dir or not hub_reachable()
+    where = f"'{name}'" + (f" (subfolder '{subfolder}')" if subfolder else "")
     try:
-        cfg = ModelConfig(**obj["config"])
-    except TypeError as e:  # a setting this version does not know
-        raise ValueError(f"{path}: its config does not fit this version of vpdsr: {e}") from None
-    if vae is not None:
-        cfg = replace(cfg, codec=vae)
-    model = SRModel(cfg, kind=obj["kind"])
-    weights = {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in obj["weights"].items()}
-    try:
-        model.net.load_state_dict(weights)
-    except RuntimeError as e:
-        raise ValueError(f"{path}: the weights do not fit the network its config describes: {e}") from None
-    return model.to(device).eval()
+        config = VQModel.load_config(name, subfolder=subfolder or None, local_files_only=local_only)
+        cls = {"VQModel": VQModel, "AutoencoderKL": AutoencoderKL}.get(config.get("_class_name"))
+        if cls is None:
+            raise ValueError(f"it is a {config.get('_class_name')}, not a VQModel or AutoencoderKL")
+        return cls.from_pretrained(name, subfolder=subfolder or None, local_files_only=local_only), config
+    except Exception as e:  # diffusers and huggingface_hub raise OSError, ValueError, HTTP errors, ...
+        hint = ""
+        if local_only and not local_dir:
+            hint = " The Hugging Face hub cannot be reached from here, and the local cache does not hold it."
+        raise RuntimeError(
+            f"cannot load the autoencoder {where}: {str(e).rstrip('.')}.{hint}\n"
+            f"Pass a local directory instead (on a machine with internet: "
+            f"hf download {name} --local-dir DIR, then --vae DIR), "
+            f"or use the weight-free default codec (--vae pixel)."
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------------
+# python model.py
+# ---------------------------------------------------------------------------------------------------
 
 
 def describe(model: SRModel):

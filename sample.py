@@ -17,14 +17,14 @@ import argparse
 import glob
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from degrade import find_images, load_image, save_png
-from model import load_checkpoint
+from checkpoint import load_checkpoint
+from data import find_images, load_image, save_png
+from runtime import PRECISIONS, available_memory, peak_memory, resolve_device, resolve_precision, timed
 
 # ---------------------------------------------------------------------------------------------------
 # Colour correction: diffusion outputs can drift in colour; these pull them back towards the input
@@ -140,37 +140,6 @@ def upscale_image(model, rgb, steps=None, sampler="deterministic", seed=0, tile=
 # ---------------------------------------------------------------------------------------------------
 
 
-def timed(fn, device):
-    """(fn(), its wall time in ms), with the GPU synchronized on both sides so the time is the GPU's too."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return out, 1000 * (time.perf_counter() - t0)
-
-
-def peak_memory(device):
-    """Peak memory so far: allocated on the GPU (since the last reset_peak_memory_stats), or the whole
-    process's peak resident memory on the CPU, which no reset can isolate."""
-    if device.type == "cuda":
-        return f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
-    import resource  # POSIX only; ru_maxrss is in KiB on Linux
-
-    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (process peak so far)"
-
-
-def available_memory(device):
-    """Free bytes on the GPU, or available RAM for the CPU."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not a POSIX system: assume plenty
-        return 1 << 40
-
-
 @torch.no_grad()
 def activation_bytes_per_pixel(model, dtype):
     """An upper bound on the activation memory of one network evaluation per LR pixel: the sum of the
@@ -235,26 +204,6 @@ def upscale_fitting(model, rgb, per_px, steps, dtype, args, name="", quiet=False
             say(f"{name}: out of GPU memory, retrying with tiles of {tile}x{tile}")
 
 
-def resolve_device(name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda, but PyTorch sees no CUDA GPU (use --device cpu)")
-    return torch.device(name)
-
-
-def resolve_precision(name, device):
-    """The autocast dtype: bf16 on a CUDA GPU that supports it (auto), else fp32. Half precision on the
-    CPU falls back to fp32: half-precision convolutions are unsupported or very slow there."""
-    if device.type != "cuda":
-        if name in ("bf16", "fp16"):
-            print(f"note: --precision {name} is not used on the CPU; running in fp32")
-        return torch.float32
-    if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float32
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
-
-
 def newest_student():
     found = sorted(glob.glob(os.path.join("runs", "*", "student.pt")), key=os.path.getmtime)
     if not found:
@@ -303,8 +252,8 @@ def main(argv=None):
     ap.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles, in LR pixels")
     ap.add_argument("--color-fix", choices=list(COLOR_FIXES), default="none",
                     help="wavelet: low frequencies from the bicubic upscale; adain: channel statistics of the input")
-    ap.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
-                    help="auto = bf16 on a CUDA GPU that supports it, else fp32")
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
+                    help="auto = bf16 on a GPU that supports it, fp16 on one that does not, fp32 on the CPU")
     ap.add_argument("--vae", help="a local copy of the checkpoint's autoencoder, when its hub id cannot be reached")
     ap.add_argument("--compile", action="store_true", help="torch.compile the network (pays off for many images)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the noise ε")

@@ -38,9 +38,11 @@ from pathlib import Path
 
 import torch
 
-from degrade import PRESETS, degrade, demo_images
+from data import demo_images
+from degrade import PRESETS, degrade
 import evaluate as E
-from model import load_checkpoint, sample_ancestral, sample_deterministic
+from checkpoint import load_checkpoint
+from model import sample_ancestral, sample_deterministic
 
 # Candidates: train.py flags on top of `--preset tiny --data demo` (every flag not named keeps the tiny
 # preset's default). Names say what differs from the first candidate of their group.
@@ -191,7 +193,7 @@ def run_one(name, seed, iters, out, draws, threads):
 def sigma_data(patch_sizes=(64, 128), batches=8, batch_size=32):
     """The standard deviation of x₀ − y₀ in the pixel latent over degraded training crops: the σ_d that
     --param precond needs (printed with `python study.py --sigma-data`)."""
-    from degrade import build_dataset
+    from data import build_dataset
     from model import ModelConfig, SRModel
 
     m = SRModel(ModelConfig(preset="tiny"))

@@ -11,127 +11,44 @@ Several GPUs (DistributedDataParallel; --batch-size is per process):
     torchrun --nproc_per_node=4 train.py --data DIV2K
 The CPU demo (tiny UNet, a random-weight CLIP; a few minutes on a laptop):
     python train.py --data demo --preset tiny
-Continue an interrupted run, or measure speed (ms/step per part, on synthetic data):
+Continue an interrupted run (on the same number of processes):
     python train.py --data DIV2K --resume
+Measure speed (ms/step per part, on synthetic data; the harness lives in bench.py):
     python train.py --benchmark --preset base
 
 What --out (default runs/vpdsr) receives: teacher.pt and student.pt (inference checkpoints holding EMA
-weights: sample.py and evaluate.py read these), last.pt (the full training state, for --resume),
-config.json, log.jsonl (every loss term per logged step), samples/<stage>_<step>.png (LR | teacher |
-student | HR) and loss_<stage>.png.
+weights: sample.py and evaluate.py read these), last.pt (the full training state, for --resume: the
+stage and step, the networks, optimizers, schedules and loss scalers, the EMA, the run's settings `args`,
+the number of processes, and for the student stage the teacher's path `teacher_path`), config.json,
+log.jsonl (every loss term per logged step), samples/<stage>_<step>.png (LR | teacher | student | HR) and
+loss_<stage>.png.
+
+The file reads in the order a run goes: set-up (processes, device, networks), the two training steps
+(the method itself), the loop that repeats them, and main(). The settings (recipes, presets, flags) are
+config.py's; sample grids and loss curves, monitor.py's; the speed harness, bench.py's.
 """
 
-import argparse
 import json
 import math
 import os
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Optional
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import losses as L
-from degrade import PRESETS as DEGRADATIONS
-from degrade import build_dataset, build_loader, degrade
-from model import (CONDITIONS, PARAMETRISATIONS, ModelConfig, PatchGAN, SRModel, atomic_save, load_checkpoint,
-                   make_student, save_checkpoint)
-from sample import peak_memory, timed
-
-# The diffusion recipe: --recipe picks one, and any of its flags given on the command line wins.
-#   resshift  ResShift's published settings (T = 15, κ = 2, the network predicts x₀), made for the latent of
-#             a VQGAN whose values have a standard deviation of about 1.
-#   pixel     what the recipe study (README, "The recipe study") measured best for the pixel latent: the
-#             output preconditioned around y₀ with σ_d = 0.1, T = 4, κ = 0.25 and a last noise level of
-#             κ·0.04 = 0.01.
-RECIPES = {
-    "resshift": dict(diffusion_steps=15, kappa=2.0, min_noise_level=0.04, param="x0", sigma_data=0.2,
-                     cond="lr", loss_weight="uniform", lr_schedule="constant"),
-    "pixel": dict(diffusion_steps=4, kappa=0.25, min_noise_level=0.04, param="precond", sigma_data=0.1,
-                  cond="lr", loss_weight="uniform", lr_schedule="constant"),
-}
-# Defaults that depend on --preset. `base` is the one-GPU recipe (ResShift's learning rate and EMA);
-# `tiny` makes the CPU demo finish within minutes. Any flag given on the command line wins.
-PRESET_DEFAULTS = {
-    "base": dict(recipe="pixel", teacher_iters=100_000, student_iters=20_000, batch_size=32, patch_size=256,
-                 lr=5e-5, lr_d=1e-4, warmup=2000, adv_start=2000, clip="ViT-B-32:openai", workers=8,
-                 log_every=50, sample_every=2000, ckpt_every=2000),
-    "tiny": dict(recipe="pixel", teacher_iters=1200, student_iters=150, batch_size=8, patch_size=64,
-                 lr=1e-3, lr_d=2e-4, warmup=50, adv_start=75, clip="random", workers=0,
-                 log_every=25, sample_every=300, ckpt_every=300),
-}
-
-
-def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), allow_abbrev=False,
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    a = ap.add_argument
-    a("--data", default="demo", help="demo, DIV2K, or a folder of HR images (searched recursively)")
-    a("--download", action="store_true", help="download DIV2K if it is not found")
-    a("--out", default="runs/vpdsr", help="run folder")
-    a("--preset", choices=list(PRESET_DEFAULTS), default="base", help="network size and default settings")
-    a("--stage", choices=["all", "teacher", "student"], default="all", help="which stage(s) to train")
-    a("--teacher", help="teacher.pt for --stage student (default: --out/teacher.pt)")
-    a("--teacher-iters", type=int, help="teacher training steps (preset default)")
-    a("--student-iters", type=int, help="student training steps (preset default)")
-    a("--batch-size", type=int, help="images per step, per process (preset default)")
-    a("--patch-size", type=int, help="HR crop size; LR = patch/4 (preset default)")
-    a("--lr", type=float, help="AdamW learning rate of the trained network (preset default)")
-    a("--lr-d", type=float, help="AdamW learning rate of the discriminator (preset default)")
-    a("--warmup", type=int, help="linear learning-rate warm-up steps, then --lr-schedule (preset default)")
-    a("--lr-schedule", choices=["constant", "cosine"], help="after the warm-up: constant, or a cosine decay to 0 "
-      "at the stage's last step (preset default)")
-    a("--recipe", choices=list(RECIPES), help="the diffusion recipe, defaults for --diffusion-steps, --kappa, "
-      "--min-noise-level, --param, --sigma-data, --loss-weight and --lr-schedule (preset default: pixel)")
-    a("--diffusion-steps", type=int, help="T, the teacher's diffusion steps (preset default)")
-    a("--kappa", type=float, help="κ, the noise scale of the forward process (preset default)")
-    a("--min-noise-level", type=float, help="sets √η_1 = min(level/κ, level) (preset default)")
-    a("--param", choices=list(PARAMETRISATIONS), help="what the network predicts: x0, residual (y₀ − x₀), or "
-      "precond (a correction around y₀ scaled by c_skip/c_out) (preset default)")
-    a("--sigma-data", type=float, help="σ_d, the std of x₀ − y₀ in the latent, for --param precond (preset default)")
-    a("--cond", choices=list(CONDITIONS), help="what the network sees beside x_t: the LR image (ResShift), or "
-      "the LR image and y₀, its bicubic upscale in latent space (SR3) (preset default)")
-    a("--loss-weight", choices=["uniform", "precond"], help="teacher loss weight over t: uniform (ResShift) or "
-      "1/c_out(t)² (EDM) (preset default)")
-    a("--w-dist", type=float, default=1.0, help="weight of the distillation loss")
-    a("--w-ess", type=float, default=0.1, help="weight of the CLIP semantic loss (ESS)")
-    a("--w-hfp", type=float, default=0.05, help="weight of the high-frequency loss (HFP)")
-    a("--w-adv", type=float, default=0.02, help="weight of the adversarial loss")
-    a("--hfp-cutoff", type=float, default=0.25, help="HFP: lowest normalized frequency (1 = Nyquist) compared")
-    a("--adv-start", type=int, help="student step at which the discriminator joins (preset default)")
-    a("--clip", help="ESS encoder: NAME:PRETRAINED (open_clip), a local weights file, or random (preset default)")
-    a("--vae", default="pixel", help="codec: pixel, or a diffusers VQModel/AutoencoderKL (hub id or local dir)")
-    a("--vae-subfolder", default="", help="subfolder of --vae holding the autoencoder (e.g. vqvae)")
-    a("--degradation", choices=list(DEGRADATIONS), default="resshift", help="degradation parameters")
-    a("--compile", action=argparse.BooleanOptionalAction, default=None,
-      help="torch.compile the networks (default: on CUDA only)")
-    a("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
-      help="auto = bf16 on a GPU that supports it, fp16 (with loss scaling) on one that does not, fp32 on CPU")
-    a("--ema", type=float, default=0.999, help="EMA decay of the weights saved for inference")
-    a("--grad-clip", type=float, default=1.0, help="gradient-norm clipping (0 = off)")
-    a("--seed", type=int, default=0, help="seed of everything random: data, degradations, noise")
-    a("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    a("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    a("--overwrite", action="store_true", help="start afresh in an --out that already holds a run")
-    a("--workers", type=int, help="DataLoader worker processes (preset default)")
-    a("--log-every", type=int, help="steps between log lines (preset default)")
-    a("--sample-every", type=int, help="steps between sample grids (preset default)")
-    a("--ckpt-every", type=int, help="steps between checkpoints (preset default)")
-    a("--benchmark", action="store_true", help="time a few steps of each stage on synthetic data and exit")
-    args = ap.parse_args(argv)
-    argv = sys.argv[1:] if argv is None else argv
-    given = {x[2:].split("=")[0].replace("-", "_").removeprefix("no_") for x in map(str, argv) if x.startswith("--")}
-    for k, v in PRESET_DEFAULTS[args.preset].items():
-        if getattr(args, k) is None:
-            setattr(args, k, v)
-    for k, v in RECIPES[args.recipe].items():
-        if getattr(args, k) is None:
-            setattr(args, k, v)
-    return args, given
-
+from checkpoint import atomic_save, load_checkpoint, save_checkpoint
+from config import DEGRADATIONS, parse_args, resume_settings
+from data import build_dataset, build_loader
+from degrade import degrade
+from model import ModelConfig, PatchGAN, SRModel, make_student
+from monitor import make_preview, plot_losses, preview_noise, save_samples
+from runtime import autocast, resolve_device, resolve_precision
 
 # ---------------------------------------------------------------------------------------------------
 # Set-up: processes, device, precision
@@ -152,28 +69,20 @@ class Run:
             self.device = torch.device(f"cuda:{os.environ['LOCAL_RANK']}" if cuda else "cpu")
         else:
             self.rank, self.world = 0, 1
-            self.device = torch.device(("cuda" if cuda else "cpu") if args.device == "auto" else args.device)
+            self.device = resolve_device(args.device)
         if self.device.type == "cuda":
-            if self.device.index is None:
-                self.device = torch.device("cuda", torch.cuda.current_device())
             torch.cuda.set_device(self.device)
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         self.main = self.rank == 0
-        # Precision, chosen once: bf16 autocast where supported, fp16 with a GradScaler where not, fp32 on CPU.
-        p = args.precision
-        if self.device.type != "cuda" or p == "fp32":
-            self.dtype = torch.float32
-        elif p == "auto":
-            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-        else:
-            self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[p]
+        # runtime.py's policy: bf16 autocast where supported, fp16 (with a GradScaler) where not, fp32 on CPU
+        self.dtype = resolve_precision(args.precision, self.device, quiet=not self.main)
         self.compile = self.device.type == "cuda" if args.compile is None else args.compile
         self.deg = replace(DEGRADATIONS[args.degradation], scale=4)
         self.out = Path(args.out)
         self.bad = torch.zeros((), dtype=torch.bool, device=self.device)  # a non-finite loss was seen
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+        return autocast(self.device, self.dtype)
 
     def scaler(self):
         return torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
@@ -206,6 +115,126 @@ class Run:
         if self.ddp:
             dist.all_reduce(bad, op=dist.ReduceOp.MAX)
         return bool(bad.item())
+
+
+
+# ---------------------------------------------------------------------------------------------------
+# Set-up: the networks and optimizers of each stage
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TeacherStage:
+    """What a teacher step reads and updates."""
+
+    teacher: SRModel  # f_θ as it runs: its .net is the compiled (and, under DDP, wrapped) network
+    raw: torch.nn.Module  # the same network unwrapped: what the optimizer updates and the EMA follows
+    ema: SRModel  # the exponential moving average of raw's weights: what teacher.pt keeps
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    start: int = 0  # the step to begin at (> 0 when resumed)
+
+
+@dataclass
+class StudentStage:
+    """What a student step reads and updates: the student f_φ, the frozen teacher and the discriminator D."""
+
+    teacher: SRModel  # frozen (its EMA weights), compiled
+    student: SRModel  # f_φ as it runs (compiled / wrapped network), a copy of the teacher at step 0
+    raw: torch.nn.Module  # f_φ's network unwrapped
+    ema: SRModel  # what student.pt keeps
+    disc: torch.nn.Module  # D as it runs
+    raw_disc: torch.nn.Module  # D unwrapped: its weights take gradients only in D's own step
+    clip: Optional[torch.nn.Module]  # the frozen CLIP image encoder of ESS (None when --w-ess 0)
+    opt: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    sched_d: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    scaler_d: torch.amp.GradScaler
+    teacher_path: str = ""
+    preview_teacher: Optional[torch.Tensor] = None  # the teacher's column of the sample grids, made once
+    start: int = 0
+
+
+def setup_teacher(run, resume):
+    a = run.args
+    cfg = ModelConfig(preset=a.preset, codec=a.vae, codec_subfolder=a.vae_subfolder, T=a.diffusion_steps,
+                      kappa=a.kappa, min_noise_level=a.min_noise_level, param=a.param, sigma_data=a.sigma_data,
+                      cond=a.cond)
+    teacher = SRModel(cfg).to(run.device)
+    ema = SRModel(cfg, codec=teacher.codec).to(run.device).requires_grad_(False).eval()
+    ema.net.load_state_dict(teacher.net.state_dict())
+    opt = torch.optim.AdamW(teacher.net.parameters(), lr=a.learning_rate, weight_decay=0.0)
+    stage = TeacherStage(teacher=teacher, raw=teacher.net, ema=ema, opt=opt,
+                         sched=warmup_schedule(opt, a.warmup, a.lr_schedule, a.teacher_iters), scaler=run.scaler())
+    restore_state(stage, "teacher", resume)
+    teacher.net = run.wrap(stage.raw)
+    return stage
+
+
+def load_ess_encoder(run):
+    """The frozen CLIP of the ESS loss, loaded before any training so that missing weights fail at once."""
+    if not run.args.w_ess:
+        return None
+    clip = L.load_clip(run.args.clip).to(run.device)
+    if not clip.semantic:
+        run.print(f"note: ESS uses a randomly initialised CLIP ({clip.name}): it is not semantic")
+    return clip
+
+
+def setup_student(run, teacher, resume, clip, preview=None, teacher_path=""):
+    a = run.args
+    teacher.eval().requires_grad_(False)  # S_θ: frozen; these are the teacher's EMA weights
+    student = make_student(teacher).train()  # f_φ starts as a copy of the teacher
+    ema = make_student(teacher).requires_grad_(False).eval()
+    raw_disc = PatchGAN().to(run.device)
+    preview_teacher = None
+    if preview is not None and run.main:  # the frozen teacher's sample grid column, computed once, uncompiled
+        with torch.no_grad(), run.autocast():
+            preview_teacher = teacher.upscale(preview[1], preview_noise(teacher, preview[1]))
+    opt = torch.optim.AdamW(student.net.parameters(), lr=a.learning_rate, weight_decay=0.0)
+    opt_d = torch.optim.AdamW(raw_disc.parameters(), lr=a.learning_rate_d, betas=(0.5, 0.999), weight_decay=0.0)
+    stage = StudentStage(teacher=teacher, student=student, raw=student.net, ema=ema, disc=raw_disc,
+                         raw_disc=raw_disc, clip=clip, opt=opt, opt_d=opt_d,
+                         sched=warmup_schedule(opt, a.warmup, a.lr_schedule, a.student_iters),
+                         sched_d=warmup_schedule(opt_d, a.warmup, a.lr_schedule, a.student_iters),
+                         scaler=run.scaler(), scaler_d=run.scaler(), teacher_path=str(teacher_path),
+                         preview_teacher=preview_teacher)
+    restore_state(stage, "student", resume)
+    student.net = run.wrap(stage.raw)
+    teacher.net = run.wrap(teacher.net, train=False)
+    stage.disc = run.wrap(raw_disc)  # (DDP must see D's parameters requiring grad when it wraps them)
+    raw_disc.requires_grad_(False)  # on only during D's own step
+    return stage
+
+
+# What last.pt holds of each stage, besides its EMA network: enough to continue exactly. Randomness needs no
+# saved RNG state: every step re-derives it from (seed, stage, step).
+STATE_KEYS = {"teacher": ("raw", "opt", "sched", "scaler"),
+              "student": ("raw", "opt", "sched", "scaler", "raw_disc", "opt_d", "sched_d", "scaler_d")}
+
+
+def save_state(run, stage, name, step):
+    state = {k: getattr(stage, k).state_dict() for k in STATE_KEYS[name]}
+    atomic_save({"stage": name, "step": step, "ema": stage.ema.net.state_dict(), **state, "args": vars(run.args),
+                 "world_size": run.world, "teacher_path": getattr(stage, "teacher_path", None)},
+                run.out / "last.pt")
+
+
+def restore_state(stage, name, resume):
+    """Continue from last.pt if it holds this stage: weights, optimizer, schedule, scaler, EMA, step."""
+    if resume and resume["stage"] == name:
+        for k in STATE_KEYS[name]:
+            getattr(stage, k).load_state_dict(resume[k])
+        stage.ema.net.load_state_dict(resume["ema"])
+        stage.start = resume["step"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Optimization: one update, the learning-rate schedule, the EMA
+# ---------------------------------------------------------------------------------------------------
 
 
 def optimize(loss, opt, sched, scaler, params, grad_clip):
@@ -242,35 +271,35 @@ def ema_update(ema_net, net, decay, n):
 
 
 # ---------------------------------------------------------------------------------------------------
-# One training step of each stage (the benchmark times these very functions)
+# One training step of each stage (the method; bench.py times these very functions)
 # ---------------------------------------------------------------------------------------------------
 
 
-def teacher_step(run, s, hr, step):
-    """ResShift: regress x₀ from x_t at a random t. `s` holds teacher, opt, sched, scaler, raw, ema."""
+def teacher_step(run, st: TeacherStage, hr, step):
+    """ResShift: regress x₀ from x_t at a random t."""
     g, dg = run.generators(0, step)
     # 1. degrade the HR batch into its LR input, on the device
     hr, lr = degrade(hr, run.deg, g)
     with run.autocast():
         # 2. latents: x₀ = encode(HR), y₀ = encode(bicubic↑LR)
         with torch.no_grad():  # (in fp32: an autoencoder under autocast would hand back bf16 latents)
-            x0, y0 = s.teacher.encode(hr).float(), s.teacher.encode_lr(lr).float()
+            x0, y0 = st.teacher.encode(hr).float(), st.teacher.encode_lr(lr).float()
         # 3. the forward process at t ~ U{1..T}: x_t = x₀ + η_t·(y₀ − x₀) + κ·√η_t·ε
-        t = torch.randint(1, s.teacher.cfg.T + 1, (hr.shape[0],), generator=dg, device=hr.device)
+        t = torch.randint(1, st.teacher.cfg.T + 1, (hr.shape[0],), generator=dg, device=hr.device)
         eps = torch.randn(x0.shape, generator=dg, device=hr.device, dtype=x0.dtype)
-        x_t = s.teacher.q_sample(x0, y0, t, eps)
+        x_t = st.teacher.q_sample(x0, y0, t, eps)
         # 4. estimate x₀ and regress: ‖f_θ(x_t, LR, t) − x₀‖², weighted over t by --loss-weight
-        weight = s.teacher.loss_weight(t, run.args.loss_weight)
-        loss = L.teacher_loss(s.teacher(x_t, lr, t, y0), x0, weight)
+        weight = st.teacher.loss_weight(t, run.args.loss_weight)
+        loss = L.teacher_loss(st.teacher(x_t, lr, t, y0), x0, weight)
     run.bad |= ~torch.isfinite(loss)
     # 5. optimizer step, then the EMA that teacher.pt keeps
-    optimize(loss, s.opt, s.sched, s.scaler, s.raw.parameters(), run.args.grad_clip)
-    ema_update(s.ema.net, s.raw, run.args.ema, step)
+    optimize(loss, st.opt, st.sched, st.scaler, st.raw.parameters(), run.args.grad_clip)
+    ema_update(st.ema.net, st.raw, run.args.ema, step)
     return {"loss": loss.detach()}
 
 
-def student_step(run, s, hr, step):
-    """VPD-SR: one student step and one discriminator step. `s` holds teacher, student, disc, clip, ..."""
+def student_step(run, st: StudentStage, hr, step):
+    """VPD-SR: one student step and one discriminator step."""
     a = run.args
     g, dg = run.generators(1, step)
     # 1. degrade the HR batch into its LR input, on the device
@@ -278,168 +307,90 @@ def student_step(run, s, hr, step):
     with run.autocast():
         # 2. x_T = y₀ + κ√η_T·ε from the LR image and fresh noise
         with torch.no_grad():
-            y0 = s.student.encode_lr(lr).float()
+            y0 = st.student.encode_lr(lr).float()
         eps = torch.randn(y0.shape, generator=dg, device=hr.device, dtype=y0.dtype)
         # 3. the teacher's targets: its deterministic T-step sample from the same x_T (frozen, no grad)
-        target = L.distillation_target(s.teacher, y0, lr, eps)
+        target = L.distillation_target(st.teacher, y0, lr, eps)
         # 4. the student: one step, x̂₀ = f_φ(x_T, LR, T), decoded to an image
-        x0_hat = s.student(s.student.prior_sample(y0, eps), lr, s.student.cfg.T, y0)
-        sr = s.student.decode(x0_hat)
+        x0_hat = st.student(st.student.prior_sample(y0, eps), lr, st.student.cfg.T, y0)
+        sr = st.student.decode(x0_hat)
         # 5. the losses, each weighted and logged on its own
         terms = {"dist": L.distillation(x0_hat, target)}
         if a.w_ess:
-            terms["ess"] = L.ess(s.clip, sr, hr)
+            terms["ess"] = L.ess(st.clip, sr, hr)
         if a.w_hfp:
             terms["hfp"] = L.hfp(sr, hr, a.hfp_cutoff)
         adversarial = a.w_adv > 0 and step >= a.adv_start
         if adversarial:  # D's weights take no gradient here (raw_disc: outside DDP, requires_grad off)
-            terms["adv"] = L.g_hinge(s.raw_disc(sr))
+            terms["adv"] = L.g_hinge(st.raw_disc(sr))
         weights = {"dist": a.w_dist, "ess": a.w_ess, "hfp": a.w_hfp, "adv": a.w_adv}
         loss = sum(weights[k] * v for k, v in terms.items())
     run.bad |= ~torch.isfinite(loss)
     # 6. student step, and its EMA (what student.pt keeps)
-    optimize(loss, s.opt, s.sched, s.scaler, s.raw.parameters(), a.grad_clip)
-    ema_update(s.ema.net, s.raw, a.ema, step)
+    optimize(loss, st.opt, st.sched, st.scaler, st.raw.parameters(), a.grad_clip)
+    ema_update(st.ema.net, st.raw, a.ema, step)
     # 7. discriminator step: real HR patches against the student's (detached) outputs
     if adversarial:
-        s.raw_disc.requires_grad_(True)
+        st.raw_disc.requires_grad_(True)
         with run.autocast():
-            terms["d"] = L.d_hinge(s.disc(hr), s.disc(sr.detach()))
+            terms["d"] = L.d_hinge(st.disc(hr), st.disc(sr.detach()))
         run.bad |= ~torch.isfinite(terms["d"])
-        optimize(terms["d"], s.opt_d, s.sched_d, s.scaler_d, s.raw_disc.parameters(), a.grad_clip)
-        s.raw_disc.requires_grad_(False)
+        optimize(terms["d"], st.opt_d, st.sched_d, st.scaler_d, st.raw_disc.parameters(), a.grad_clip)
+        st.raw_disc.requires_grad_(False)
     terms["total"] = loss
     return {k: v.detach() for k, v in terms.items()}
 
 
 # ---------------------------------------------------------------------------------------------------
-# The stages
+# The loop both stages share
 # ---------------------------------------------------------------------------------------------------
 
 
-class State(dict):
-    """A stage's networks, optimizers and counters (attribute access for brevity)."""
-
-    __getattr__ = dict.__getitem__
-    __setattr__ = dict.__setitem__
-
-
-# What last.pt holds of each stage, besides its EMA network: enough to continue exactly. Randomness needs no
-# saved RNG state: every step re-derives it from (seed, stage, step).
-STATE_KEYS = {"teacher": ("raw", "opt", "sched", "scaler"),
-              "student": ("raw", "opt", "sched", "scaler", "raw_disc", "opt_d", "sched_d", "scaler_d")}
-
-
-def save_state(run, s, stage, step):
-    state = {k: s[k].state_dict() for k in STATE_KEYS[stage]}
-    atomic_save({"stage": stage, "step": step, "ema": s.ema.net.state_dict(), **state, "args": vars(run.args),
-                 "teacher_path": s.get("teacher_path")}, run.out / "last.pt")
-
-
-def restore_state(s, stage, resume):
-    """Continue from last.pt if it holds this stage; s.start is the step to continue from."""
-    s.start = 0
-    if resume and resume["stage"] == stage:
-        for k in STATE_KEYS[stage]:
-            s[k].load_state_dict(resume[k])
-        s.ema.net.load_state_dict(resume["ema"])
-        s.start = resume["step"]
-
-
-def setup_teacher(run, resume):
-    a = run.args
-    cfg = ModelConfig(preset=a.preset, codec=a.vae, codec_subfolder=a.vae_subfolder, T=a.diffusion_steps,
-                      kappa=a.kappa, min_noise_level=a.min_noise_level, param=a.param, sigma_data=a.sigma_data,
-                      cond=a.cond)
-    s = State(teacher=SRModel(cfg).to(run.device))
-    s.raw = s.teacher.net  # the unwrapped network: what is saved and averaged
-    s.ema = SRModel(cfg, codec=s.teacher.codec).to(run.device).requires_grad_(False).eval()
-    s.ema.net.load_state_dict(s.raw.state_dict())
-    s.opt = torch.optim.AdamW(s.raw.parameters(), lr=a.lr, weight_decay=0.0)
-    s.sched, s.scaler = warmup_schedule(s.opt, a.warmup, a.lr_schedule, a.teacher_iters), run.scaler()
-    restore_state(s, "teacher", resume)
-    s.teacher.net = run.wrap(s.raw)
-    return s
-
-
-def load_ess_encoder(run):
-    """The frozen CLIP of the ESS loss, loaded before any training so that missing weights fail at once."""
-    if not run.args.w_ess:
-        return None
-    clip = L.load_clip(run.args.clip).to(run.device)
-    if not clip.semantic:
-        run.print(f"note: ESS uses a randomly initialised CLIP ({clip.name}): it is not semantic")
-    return clip
-
-
-def setup_student(run, teacher, resume, clip, preview=None):
-    a = run.args
-    teacher.eval().requires_grad_(False)  # S_θ: frozen; these are the teacher's EMA weights
-    s = State(teacher=teacher, student=make_student(teacher).train())  # f_φ starts as a copy of the teacher
-    s.raw = s.student.net
-    s.ema = make_student(teacher).requires_grad_(False).eval()
-    s.raw_disc = PatchGAN().to(run.device)
-    s.clip = clip
-    if preview is not None and run.main:  # the frozen teacher's sample grid column, computed once, uncompiled
-        with torch.no_grad(), run.autocast():
-            s.preview_teacher = teacher.upscale(preview[1], preview_noise(teacher, preview[1]))
-    s.opt = torch.optim.AdamW(s.raw.parameters(), lr=a.lr, weight_decay=0.0)
-    s.opt_d = torch.optim.AdamW(s.raw_disc.parameters(), lr=a.lr_d, betas=(0.5, 0.999), weight_decay=0.0)
-    s.sched = warmup_schedule(s.opt, a.warmup, a.lr_schedule, a.student_iters)
-    s.sched_d = warmup_schedule(s.opt_d, a.warmup, a.lr_schedule, a.student_iters)
-    s.scaler, s.scaler_d = run.scaler(), run.scaler()
-    restore_state(s, "student", resume)
-    s.student.net = run.wrap(s.raw)
-    s.teacher.net = run.wrap(s.teacher.net, train=False)
-    s.disc = run.wrap(s.raw_disc)  # (DDP must see D's parameters requiring grad when it wraps them)
-    s.raw_disc.requires_grad_(False)  # on only during D's own step
-    return s
-
-
-def train_stage(run, stage, s, dataset, iters, step_fn, preview):
-    """The loop shared by both stages: data -> step_fn -> log / sample / checkpoint."""
+def train_stage(run, name, st, dataset, iters, step_fn, preview):
+    """The loop shared by both stages: data -> step_fn -> log / sample / checkpoint. `st`: the stage's
+    TeacherStage or StudentStage; `name`: "teacher" or "student"."""
     from tqdm import tqdm
 
     a = run.args
-    loader = iter(build_loader(dataset, a.batch_size, a.workers, a.seed + (stage == "student"), run.device,
-                               start_step=s.start, rank=run.rank, world=run.world))
-    bar = tqdm(total=iters, initial=s.start, desc=stage, disable=not run.main, dynamic_ncols=True)
-    saved = s.start or None  # the step of the last good last.pt this run can vouch for
+    loader = iter(build_loader(dataset, a.batch_size, a.workers, a.seed + (name == "student"), run.device,
+                               start_step=st.start, rank=run.rank, world=run.world))
+    bar = tqdm(total=iters, initial=st.start, desc=name, disable=not run.main, dynamic_ncols=True)
+    saved = st.start or None  # the step of the last good last.pt this run can vouch for
     sums, counts, t_log, n_log = {}, {}, time.perf_counter(), 0
-    for step in range(s.start, iters):
+    for step in range(st.start, iters):
         hr = next(loader).to(run.device, non_blocking=True)
-        lr_now = s.sched.get_last_lr()[0]  # the learning rate this step uses
-        terms = step_fn(run, s, hr, step)
+        learning_rate = st.sched.get_last_lr()[0]  # the rate this step uses
+        terms = step_fn(run, st, hr, step)
         for k, v in terms.items():  # (adv and d exist only from --adv-start: each term averages its own steps)
             sums[k], counts[k] = sums.get(k, 0) + v, counts.get(k, 0) + 1
         n_log, done = n_log + 1, step + 1
         bar.update(1)
         if done % a.log_every == 0 or done == iters:
             if run.any_bad():
-                stop_on_nan(run, stage, done, saved)
+                stop_on_nan(run, name, done, saved)
             dt = time.perf_counter() - t_log
-            rec = {"stage": stage, "step": done, **{k: (v / counts[k]).item() for k, v in sums.items()},
-                   "lr": lr_now, "img_per_s": n_log * a.batch_size * run.world / dt}
-            bar.set_postfix({k: f"{v:.4g}" for k, v in rec.items() if k not in ("stage", "step", "lr")})
+            rec = {"stage": name, "step": done, **{k: (v / counts[k]).item() for k, v in sums.items()},
+                   "learning_rate": learning_rate, "img_per_s": n_log * a.batch_size * run.world / dt}
+            bar.set_postfix({k: f"{v:.4g}" for k, v in rec.items() if k not in ("stage", "step", "learning_rate")})
             if run.main:
                 with open(run.out / "log.jsonl", "a") as f:
                     f.write(json.dumps(rec) + "\n")
             sums, counts, t_log, n_log = {}, {}, time.perf_counter(), 0
         if run.main and (done % a.sample_every == 0 or done == iters):
-            save_samples(run, stage, done, s, preview)
+            save_samples(run, name, done, st, preview)
         if done % a.ckpt_every == 0 or done == iters:
             if run.any_bad():
-                stop_on_nan(run, stage, done, saved)
+                stop_on_nan(run, name, done, saved)
             if run.main:
-                save_checkpoint(run.out / f"{stage}.pt", s.ema, step=done)
-                save_state(run, s, stage, done)
+                save_checkpoint(run.out / f"{name}.pt", st.ema, step=done)
+                save_state(run, st, name, done)
             saved = done
             if run.ddp:
                 dist.barrier()  # no process moves on (to read teacher.pt, say) before the files exist
     bar.close()
     if run.main:
-        plot_losses(run, stage)
-        run.print(f"{stage} done: {run.out / f'{stage}.pt'}")
+        plot_losses(run, name)
+        run.print(f"{name} done: {run.out / f'{name}.pt'}")
 
 
 def stop_on_nan(run, stage, step, saved):
@@ -451,161 +402,8 @@ def stop_on_nan(run, stage, step, saved):
 
 
 # ---------------------------------------------------------------------------------------------------
-# What a person watches: sample grids and loss curves
-# ---------------------------------------------------------------------------------------------------
-
-
-def make_preview(run, dataset, n=4):
-    """A fixed batch (the same crops and degradations all run long) for the sample grids."""
-    hr = torch.stack([dataset[(i % len(dataset), 1000 + i)] for i in range(n)]).to(run.device)
-    return degrade(hr, run.deg, torch.Generator().manual_seed(run.args.seed))
-
-
-def preview_noise(model, lr):
-    """The same ε for every sample grid of a run."""
-    shape = (lr.shape[0], model.codec.channels, *lr.shape[-2:])
-    return torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(lr.device)
-
-
-@torch.no_grad()
-def save_samples(run, stage, step, s, preview):
-    """A grid, one row per image: LR (nearest ↑) | teacher (T steps) | [student (1 step)] | HR."""
-    from torchvision.utils import save_image
-
-    hr, lr = preview
-    eps = preview_noise(s.ema, lr)
-    with run.autocast():
-        columns = [lr.repeat_interleave(4, -2).repeat_interleave(4, -1)]
-        if stage == "teacher":
-            columns.append(s.ema.upscale(lr, eps))
-        else:
-            columns += [s.preview_teacher, s.ema.upscale(lr, eps)]
-        columns.append(hr)
-    grid = torch.stack([c.float().clamp(0, 1) for c in columns], 1).flatten(0, 1)
-    (run.out / "samples").mkdir(exist_ok=True)
-    save_image(grid, run.out / "samples" / f"{stage}_{step:06d}.png", nrow=len(columns), padding=2, pad_value=1)
-
-
-def plot_losses(run, stage):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    recs = [json.loads(line) for line in open(run.out / "log.jsonl")]
-    recs = [r for r in recs if r["stage"] == stage]
-    if not recs:
-        return
-    keys = [k for k in recs[-1] if k not in ("stage", "step", "lr", "img_per_s")]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for k in keys:
-        ax.plot([r["step"] for r in recs if k in r], [abs(r[k]) for r in recs if k in r], label=k)
-    ax.set(xlabel="step", ylabel="loss (absolute value)", yscale="log", title=f"{stage} stage: {run.out}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(run.out / f"loss_{stage}.png", dpi=100)
-    plt.close(fig)
-
-
-# ---------------------------------------------------------------------------------------------------
-# The speed harness: python train.py --benchmark
-# ---------------------------------------------------------------------------------------------------
-
-
-def benchmark(run, warmup=3):
-    """ms/step, img/s and peak memory of both stages on synthetic data (random HR crops), then the step
-    split into its parts, each timed alone (synchronized, median of the timed repeats). Networks have
-    random weights (speed does not depend on them); so has CLIP, with the architecture of --clip."""
-    a, dev = run.args, run.device
-    reps = 10 if dev.type == "cuda" else 3
-
-    def ms(fn):  # median over the repeats, each one synchronized
-        return sorted(timed(lambda: fn(i), dev)[1] for i in range(reps))[reps // 2]
-
-    hr = torch.rand(a.batch_size, 3, a.patch_size, a.patch_size, device=dev)
-    g = torch.Generator().manual_seed(0)
-    _, lr = degrade(hr, run.deg, g)
-    rows = []
-    print(f"train.py --benchmark: preset {a.preset}, batch {a.batch_size}, {a.patch_size}² HR patches, {dev} "
-          f"({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
-          f"{str(run.dtype).removeprefix('torch.')}, compile {'on' if run.compile else 'off'}, "
-          f"torch {torch.__version__}")
-
-    # Teacher stage
-    s = setup_teacher(run, None)
-    for i in range(warmup):
-        teacher_step(run, s, hr, i)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    step = ms(lambda i: teacher_step(run, s, hr, i))
-    degradation = ms(lambda i: degrade(hr, run.deg, g))  # the same in both stages
-    rows += [("teacher", "step, end to end", step, peak_memory(dev)), ("teacher", "  degradation", degradation, "")]
-
-    # Student stage (the teacher: the random network above, frozen)
-    a.adv_start = 0  # every timed step includes the discriminator
-    clip = L.load_clip(a.clip, pretrained=False).to(dev) if a.w_ess else None
-    s2 = setup_student(run, s.ema, None, clip)
-    for i in range(warmup):
-        student_step(run, s2, hr, i)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    step = ms(lambda i: student_step(run, s2, hr, i))
-    with run.autocast(), torch.no_grad():
-        y0 = s2.student.encode_lr(lr)
-        eps = torch.randn_like(y0)
-        sr = s2.student.decode(s2.student(s2.student.prior_sample(y0, eps), lr, s2.student.cfg.T)).float()
-
-    def student_fwd_bwd(i):
-        with run.autocast():
-            x0_hat = s2.student(s2.student.prior_sample(y0, eps), lr, s2.student.cfg.T)
-            loss = L.distillation(x0_hat, y0) + s2.student.decode(x0_hat).float().mean()
-        optimize(loss, s2.opt, s2.sched, s2.scaler, s2.raw.parameters(), a.grad_clip)
-
-    def loss_fwd_bwd(fn):
-        def run_once(i):
-            x = sr.clone().requires_grad_(True)
-            with run.autocast():
-                out = fn(x)
-            out.backward()
-        return run_once
-
-    def disc_steps(i):
-        x = sr.clone().requires_grad_(True)
-        with run.autocast():
-            L.g_hinge(s2.raw_disc(x)).backward()
-        s2.raw_disc.requires_grad_(True)
-        with run.autocast():
-            d = L.d_hinge(s2.disc(hr), s2.disc(sr))
-        optimize(d, s2.opt_d, s2.sched_d, s2.scaler_d, s2.raw_disc.parameters(), a.grad_clip)
-        s2.raw_disc.requires_grad_(False)
-
-    with run.autocast():
-        targets = ms(lambda i: L.distillation_target(s2.teacher, y0, lr, eps))
-    rows += [("student", "step, end to end", step, peak_memory(dev)),
-             ("student", "  degradation", degradation, ""),
-             ("student", f"  teacher targets ({s2.teacher.cfg.T} steps, no grad)", targets, ""),
-             ("student", "  student fwd/bwd + AdamW", ms(student_fwd_bwd), ""),
-             ("student", f"  CLIP ESS fwd/bwd ({clip.name if clip else 'off'})",
-              ms(loss_fwd_bwd(lambda x: L.ess(clip, x, hr))) if clip else 0.0, ""),
-             ("student", "  HFP fwd/bwd", ms(loss_fwd_bwd(lambda x: L.hfp(x, hr, a.hfp_cutoff))), ""),
-             ("student", "  discriminator (G term + D step)", ms(disc_steps), "")]
-    print(f"{'stage':<9}{'part':<46}{'ms':>9}{'img/s':>9}  peak memory")
-    for stage, part, t, mem in rows:
-        ips = f"{1000 * a.batch_size / t:9.0f}" if mem else " " * 9
-        print(f"{stage:<9}{part:<46}{t:>9.1f}{ips}  {mem}".rstrip())
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------------
-
-
-# What a resumed run takes from its command line: these flags when given (other settings come back from
-# last.pt, and changing them is an error), and always the ones that say what to do now.
-RESUME_MAY_CHANGE = {"teacher_iters", "student_iters", "workers", "log_every", "sample_every", "ckpt_every",
-                     "device", "compile", "precision"}
-RESUME_FROM_COMMAND_LINE = {"stage", "resume", "overwrite", "download", "benchmark", "out"}
 
 
 def main(argv=None):
@@ -618,20 +416,17 @@ def main(argv=None):
         if not last.exists():
             sys.exit(f"error: --resume, but {last} does not exist (nothing to resume)")
         resume = torch.load(last, map_location="cpu", weights_only=True)
-        for k, v in resume["args"].items():
-            if k in RESUME_FROM_COMMAND_LINE or (k in given and k in RESUME_MAY_CHANGE) or getattr(args, k) == v:
-                continue
-            if k in given:
-                sys.exit(f"error: --{k.replace('_', '-')} cannot change when a run is resumed ({v} in {last})")
-            restored.append(k)
-            setattr(args, k, v)
+        world = int(os.environ.get("WORLD_SIZE", 1))  # (torchrun sets it; the processes are not up yet)
+        restored = resume_settings(args, given, resume, world)
     elif last.exists() and not args.overwrite and not args.benchmark:
         sys.exit(f"error: {args.out} already holds a run: --resume to continue it, --overwrite to start "
                  "again, or --out for a new folder")
     run = Run(args)
     torch.manual_seed(args.seed)
-    if args.benchmark:
-        return benchmark(run)
+    if args.benchmark:  # the speed harness lives in its own file
+        import bench
+
+        return bench.benchmark(run)
     if resume:
         run.print(f"resuming {run.out}: {resume['stage']} stage, step {resume['step']}"
                   + (f"; with the run's own {', '.join(restored)}" if restored else ""))
@@ -661,12 +456,12 @@ def main(argv=None):
     # 4. Stage 1: the teacher
     teacher_path = Path(args.teacher) if args.teacher else run.out / "teacher.pt"
     if args.stage in ("all", "teacher") and not (resume and resume["stage"] == "student"):
-        s = setup_teacher(run, resume)
-        run.print(f"teacher: {sum(p.numel() for p in s.raw.parameters()) / 1e6:.1f} M parameters, "
+        stage = setup_teacher(run, resume)
+        run.print(f"teacher: {sum(p.numel() for p in stage.raw.parameters()) / 1e6:.1f} M parameters, "
                   f"{args.teacher_iters} steps")
-        train_stage(run, "teacher", s, dataset, args.teacher_iters, teacher_step, preview)
+        train_stage(run, "teacher", stage, dataset, args.teacher_iters, teacher_step, preview)
         teacher_path = run.out / "teacher.pt"
-        del s
+        del stage
     if args.stage == "teacher":
         return finish(run)
 
@@ -679,10 +474,9 @@ def main(argv=None):
         sys.exit(f"error: --teacher: {e}")
     if args.stage == "student" and teacher.cfg.codec != args.vae:
         sys.exit(f"error: --teacher {teacher_path} was trained with codec '{teacher.cfg.codec}', not --vae {args.vae}")
-    s = setup_student(run, teacher, resume, clip, preview)
-    s.teacher_path = str(teacher_path)
+    stage = setup_student(run, teacher, resume, clip, preview, teacher_path)
     run.print(f"student: from {teacher_path}, {args.student_iters} steps, adversarial from step {args.adv_start}")
-    train_stage(run, "student", s, dataset, args.student_iters, student_step, preview)
+    train_stage(run, "student", stage, dataset, args.student_iters, student_step, preview)
     return finish(run)
 
 

@@ -1,4 +1,4 @@
-"""Tests of the training data (degrade.py, part 3) and of degrade.py's command line. CPU, a few seconds.
+"""Tests of the images and training data (data.py) and of degrade.py's command line. CPU, a few seconds.
 
     python -m pytest tests/test_data.py
 """
@@ -12,7 +12,8 @@ import skimage.data
 import torch
 from PIL import Image
 
-import degrade as D
+import data as D
+import degrade
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +271,7 @@ def test_cli_writes_versions_and_preview_and_reports_bad_files(tmp_path, rgb, ca
     Image.fromarray(skimage.data.coffee()[:101, :150]).save(tmp_path / "coffee.png")
     (tmp_path / "bad.jpg").write_text("nope")
     out = tmp_path / "out"
-    code = D.main([str(tmp_path / "bad.jpg"), str(tmp_path / "coffee.png"), "-o", str(out), "--n", "3"])
+    code = degrade.main([str(tmp_path / "bad.jpg"), str(tmp_path / "coffee.png"), "-o", str(out), "--n", "3"])
     assert code == 1
     assert "bad.jpg" in capsys.readouterr().err
     for k in range(3):
@@ -279,14 +280,14 @@ def test_cli_writes_versions_and_preview_and_reports_bad_files(tmp_path, rgb, ca
     grid = D.load_image(out / "coffee_preview.png")[0]
     assert grid.shape[-2] > 2 * 100 and grid.shape[-1] > 2 * 148  # HR + 3 LR tiles, 2x2
     first = (out / "coffee_lr0.png").read_bytes()
-    assert D.main([str(tmp_path / "coffee.png"), "-o", str(out), "--n", "1", "--preset", "realesrgan"]) == 0
-    assert (out / "coffee_lr0.png").read_bytes() != first  # another preset, other degradations
-    assert D.main([str(tmp_path / "coffee.png"), "-o", str(out), "--n", "1"]) == 0
+    assert degrade.main([str(tmp_path / "coffee.png"), "-o", str(out), "--n", "1", "--degradation", "realesrgan"]) == 0
+    assert (out / "coffee_lr0.png").read_bytes() != first  # another degradation, other LR images
+    assert degrade.main([str(tmp_path / "coffee.png"), "-o", str(out), "--n", "1"]) == 0
     assert (out / "coffee_lr0.png").read_bytes() == first  # the same seed, the same LR
 
 
 def test_cli_demo_photos(tmp_path):
-    assert D.main(["--demo", "-o", str(tmp_path), "--n", "2", "--scale", "2"]) == 0
+    assert degrade.main(["--demo", "-o", str(tmp_path), "--n", "2", "--scale", "2"]) == 0
     for name in D.DEMO_EVAL:
         assert (tmp_path / f"{name}_preview.png").exists()
         assert D.load_image(tmp_path / f"{name}_lr1.png")[0].shape[-2] == getattr(skimage.data, name)().shape[0] // 2

@@ -13,20 +13,14 @@ from dataclasses import asdict, replace
 import numpy as np
 import pytest
 import scipy.special
-import skimage.data
 import torch
 
 import degrade as D
 from degrade import PRESETS, STAGE1, DegradationConfig, degrade
+from conftest import photo
 
 RESSHIFT = PRESETS["resshift"]
 FAMILIES = D.KERNEL_FAMILIES
-
-
-def photo(name="astronaut", size=None):
-    """A real photo from scikit-image as a (1,3,H,W) float tensor in [0,1]."""
-    img = torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1).float()[None] / 255
-    return img if size is None else img[..., : size[0], : size[1]]
 
 
 def gen(seed=0):

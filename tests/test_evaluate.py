@@ -18,10 +18,12 @@ import torch
 from PIL import Image
 
 import evaluate as E
+import metrics
+from conftest import photo as conftest_photo
 
 
 def photo(name="astronaut", size=128):
-    return torch.from_numpy(getattr(skimage.data, name)()[:size, :size]).permute(2, 0, 1).double() / 255
+    return conftest_photo(name, size, batch=False, dtype=torch.float64)
 
 
 def distortions(img):
@@ -42,10 +44,10 @@ def skimage_y(img):
 
 def test_y_channel_is_bt601():
     rgb = torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    y = E.rgb_to_y(rgb.T.reshape(3, 1, 5).double()).flatten() * 255
+    y = metrics.rgb_to_y(rgb.T.reshape(3, 1, 5).double()).flatten() * 255
     assert y.tolist() == pytest.approx([235.0, 16.0, 16 + 65.481, 16 + 128.553, 16 + 24.966])
     img = photo()
-    np.testing.assert_allclose(E.rgb_to_y(img)[0].numpy(), skimage_y(img), atol=1e-10)
+    np.testing.assert_allclose(metrics.rgb_to_y(img)[0].numpy(), skimage_y(img), atol=1e-10)
 
 
 @pytest.mark.parametrize("kind", ["blur", "noise", "shift"])
@@ -53,7 +55,8 @@ def test_psnr_matches_scikit_image(kind):
     hr = photo("coffee")
     sr = distortions(hr)[kind]
     y_sr, y_hr = skimage_y(sr), skimage_y(hr)
-    assert E.psnr(sr, hr) == pytest.approx(skimage.metrics.peak_signal_noise_ratio(y_hr, y_sr, data_range=1), abs=1e-8)
+    reference = skimage.metrics.peak_signal_noise_ratio(y_hr, y_sr, data_range=1)
+    assert metrics.psnr(sr, hr) == pytest.approx(reference, abs=1e-8)
 
 
 # ------------------------------------------------------------------ SSIM: pyiqa's numbers, without pyiqa
@@ -107,7 +110,7 @@ PYIQA_SSIM = {
 def test_ssim_matches_pyiqa():
     pairs = ssim_pairs()
     assert [name for name, _, _ in pairs] == list(PYIQA_SSIM)
-    diffs = {name: E.ssim(sr, hr) - PYIQA_SSIM[name] for name, sr, hr in pairs}
+    diffs = {name: metrics.ssim(sr, hr) - PYIQA_SSIM[name] for name, sr, hr in pairs}
     assert all(abs(d) < 2e-3 for d in diffs.values()), diffs  # the contract: pyiqa's number to 0.002
     # ... and in fact to round-off: a convention drift (unrounded Y, no clip at 0, L = 1) moves some of
     # these by 1e-4 to 6e-3, so it would show here
@@ -123,7 +126,7 @@ def test_ssim_conventions_are_scikit_images_on_8bit_luma_but_clipped():
         y8 = lambda img: np.round(skimage_y(img.double()) * 255)  # noqa: E731
         ref = skimage.metrics.structural_similarity(y8(hr), y8(sr), gaussian_weights=True, sigma=1.5,
                                                     use_sample_covariance=False, data_range=255)
-        ours = E.ssim(sr, hr)
+        ours = metrics.ssim(sr, hr)
         assert ours >= ref - 1e-5, name
         if "shift" in name:
             assert ours > ref + 1e-3, name
@@ -133,20 +136,20 @@ def test_ssim_conventions_are_scikit_images_on_8bit_luma_but_clipped():
 
 def test_metrics_order_distortions_sensibly():
     hr = photo("chelsea")
-    assert E.psnr(hr, hr) == float("inf") and E.ssim(hr, hr) == pytest.approx(1.0)
+    assert metrics.psnr(hr, hr) == float("inf") and metrics.ssim(hr, hr) == pytest.approx(1.0)
     mild, strong = distortions(hr)["blur"], distortions(distortions(hr)["blur"])["blur"]
-    assert E.psnr(strong, hr) < E.psnr(mild, hr) and E.ssim(strong, hr) < E.ssim(mild, hr)
+    assert metrics.psnr(strong, hr) < metrics.psnr(mild, hr) and metrics.ssim(strong, hr) < metrics.ssim(mild, hr)
 
 
 def test_hf_ratio_is_one_for_identical_images_and_drops_with_blur():
     from torchvision.transforms.functional import gaussian_blur
 
     hr = photo("astronaut")
-    assert E.hf_ratio(hr, hr) == pytest.approx(1.0)
-    ratios = [E.hf_ratio(gaussian_blur(hr.float(), 9, s).double(), hr) for s in (0.5, 1.0, 2.0)]
+    assert metrics.hf_ratio(hr, hr) == pytest.approx(1.0)
+    ratios = [metrics.hf_ratio(gaussian_blur(hr.float(), 9, s).double(), hr) for s in (0.5, 1.0, 2.0)]
     assert 1 > ratios[0] > ratios[1] > ratios[2] > 0
     bic = E.bicubic(torch.nn.functional.interpolate(hr[None].float(), scale_factor=0.25, mode="area")[0])
-    assert E.hf_ratio(bic.double(), hr) < 0.3  # a bicubic upscale has little of the missing band
+    assert metrics.hf_ratio(bic.double(), hr) < 0.3  # a bicubic upscale has little of the missing band
 
 
 def test_lf_psnr_is_psnr_of_4x4_block_means():
@@ -155,12 +158,13 @@ def test_lf_psnr_is_psnr_of_4x4_block_means():
         # independently: numpy block means of scikit-image's luma, then PSNR with peak 1
         blocks = lambda img: skimage_y(img).reshape(32, 4, 32, 4).mean(axis=(1, 3))  # noqa: E731
         ref = skimage.metrics.peak_signal_noise_ratio(blocks(hr), blocks(sr), data_range=1)
-        assert E.lf_psnr(sr, hr) == pytest.approx(ref, abs=1e-8)
+        assert metrics.lf_psnr(sr, hr) == pytest.approx(ref, abs=1e-8)
     # detail that averages out inside each block costs nothing: a ±d checkerboard of 2×2 cells
     checker = ((torch.arange(128)[:, None] // 2 + torch.arange(128)[None, :] // 2) % 2 * 2 - 1).double()
     textured = hr * 0.8 + 0.1 + 0.05 * checker
-    assert E.lf_psnr(textured, hr * 0.8 + 0.1) > 200 and E.psnr(textured, hr * 0.8 + 0.1) < 30  # > 200: round-off
-    assert E.lf_psnr(hr, hr) == float("inf")
+    # > 200 dB: round-off only
+    assert metrics.lf_psnr(textured, hr * 0.8 + 0.1) > 200 and metrics.psnr(textured, hr * 0.8 + 0.1) < 30
+    assert metrics.lf_psnr(hr, hr) == float("inf")
 
 
 def white_noise(shape, seed=0):
@@ -181,37 +185,37 @@ def test_hf_corr_is_the_pixel_domain_correlation_of_the_hf_ratio_band():
         return np.fft.ifft2(np.fft.fft2((y - y.mean()) * win) * keep).real
 
     a, b = high_passed(sr), high_passed(hr)
-    assert E.hf_corr(sr, hr) == pytest.approx((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()), abs=1e-10)
-    assert E.hf_ratio(sr, hr) == pytest.approx((a * a).sum() / (b * b).sum(), rel=1e-10)  # the same band
+    assert metrics.hf_corr(sr, hr) == pytest.approx((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()), abs=1e-10)
+    assert metrics.hf_ratio(sr, hr) == pytest.approx((a * a).sum() / (b * b).sum(), rel=1e-10)  # the same band
 
 
 def test_hf_corr_tells_real_detail_from_noise():
     hr = photo("astronaut", 256)
     # the HR image's own detail, at any strength: 1
-    assert E.hf_corr(hr, hr) == pytest.approx(1.0) and E.hf_corr(0.5 * hr + 0.2, hr) == pytest.approx(1.0)
+    assert metrics.hf_corr(hr, hr) == pytest.approx(1.0) and metrics.hf_corr(0.5 * hr + 0.2, hr) == pytest.approx(1.0)
     # pure white noise, weak or strong, saved as 8 bits: about 0
     for sigma in (0.01, 0.1, 0.3):
         noise_img = ((0.5 + sigma * white_noise(hr.shape)).clamp(0, 1) * 255).round() / 255
-        assert abs(E.hf_corr(noise_img, hr)) < 0.05, sigma
+        assert abs(metrics.hf_corr(noise_img, hr)) < 0.05, sigma
     # HR + noise: the band is B + N, so hf_corr = √(E_B / E_(B+N)) + corr(N, B)·√(E_N / E_(B+N)) exactly:
     # HR's share of the band's amplitude, up to the noise's own (≈ 0) correlation with the real detail.
     # The noise adds energy but nothing to the projection onto HR, however strong it is.
     for sigma in (0.05, 0.5, 5.0):
         n = sigma * white_noise(hr.shape, 1)
-        e_b, e_n, e_bn = (E._energy(E.hf_band(x)) for x in (hr, n, hr + n))
+        e_b, e_n, e_bn = (metrics._energy(metrics.hf_band(x)) for x in (hr, n, hr + n))
         share, slack = np.sqrt(e_b / e_bn), 0.05 * np.sqrt(e_n / e_bn)
-        assert abs(E.hf_corr(hr + n, hr) - share) < slack, sigma
-    assert E.hf_corr(hr + 5.0 * white_noise(hr.shape, 1), hr) < 0.05  # strong noise: about 0
+        assert abs(metrics.hf_corr(hr + n, hr) - share) < slack, sigma
+    assert metrics.hf_corr(hr + 5.0 * white_noise(hr.shape, 1), hr) < 0.05  # strong noise: about 0
 
 
 def test_hf_corr_of_little_or_no_detail():
     hr = photo("astronaut", 256)
     bic = E.bicubic(torch.nn.functional.interpolate(hr[None].float(), scale_factor=0.25, mode="area")[0]).double()
     # a bicubic upscale keeps only a faint trace of the band, but what it keeps is the real detail's trace
-    assert E.hf_ratio(bic, hr) < 0.1 and 0 < E.hf_corr(bic, hr) < 1
+    assert metrics.hf_ratio(bic, hr) < 0.1 and 0 < metrics.hf_corr(bic, hr) < 1
     flat = torch.full_like(hr, 0.3)  # no band at all: 0.0, not a division by ~0
-    assert E.hf_corr(flat, hr) == 0.0 and E.hf_corr(hr, flat) == 0.0
-    assert np.isnan(E.hf_ratio(hr, flat))  # a ratio to nothing is undefined
+    assert metrics.hf_corr(flat, hr) == 0.0 and metrics.hf_corr(hr, flat) == 0.0
+    assert np.isnan(metrics.hf_ratio(hr, flat))  # a ratio to nothing is undefined
 
 
 # ------------------------------------------------------------------ the bicubic+noise baseline
@@ -221,10 +225,10 @@ def test_noise_scale_solves_the_quadratic_exactly_when_nothing_clips():
     hr = photo("astronaut", 256)
     base = 0.3 + 0.4 * E.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float()).double()  # room to spare
     noise = white_noise(hr.shape, 2)
-    target = 2 * E.hf_ratio(base, hr)
-    a = E.noise_scale(base, noise, hr, target)
+    target = 2 * metrics.hf_ratio(base, hr)
+    a = metrics.noise_scale(base, noise, hr, target)
     assert 0 <= (base + a * noise).min() and (base + a * noise).max() <= 1  # no clipping: the exact root
-    assert E.hf_ratio(base + a * noise, hr) == pytest.approx(target, rel=1e-9)
+    assert metrics.hf_ratio(base + a * noise, hr) == pytest.approx(target, rel=1e-9)
 
 
 @pytest.mark.parametrize("target", [0.3, 1.0, 2.5])
@@ -233,22 +237,22 @@ def test_bicubic_plus_noise_has_the_target_hf_ratio(target):
     bic = E.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float())
     bic = (bic * 255).round() / 255  # the saved bicubic PNG, as evaluate.py starts from it
     noise = white_noise(hr.shape, 3)
-    a = E.noise_scale(bic, noise, hr, target)
+    a = metrics.noise_scale(bic, noise, hr, target)
     before = (bic.double() + a * noise).clamp(0, 1)  # clamped, not yet quantized: the solved quantity
-    assert E.hf_ratio(before, hr) == pytest.approx(target, rel=1e-3)
-    img = E.bicubic_plus_noise(bic, hr, target, seed=3)  # the same noise (seed 3), clamped and quantized
+    assert metrics.hf_ratio(before, hr) == pytest.approx(target, rel=1e-3)
+    img = metrics.bicubic_plus_noise(bic, hr, target, seed=3)  # the same noise (seed 3), clamped and quantized
     assert torch.equal(img, (before * 255).round() / 255)
-    assert E.hf_ratio(img, hr) == pytest.approx(target, rel=1e-2)  # the rounding adds a little energy
-    assert abs(E.hf_corr(img, hr)) < E.hf_corr(bic, hr)  # its detail is (mostly) not the real detail
-    assert not torch.equal(img, E.bicubic_plus_noise(bic, hr, target, seed=4))  # the seed picks the noise
+    assert metrics.hf_ratio(img, hr) == pytest.approx(target, rel=1e-2)  # the rounding adds a little energy
+    assert abs(metrics.hf_corr(img, hr)) < metrics.hf_corr(bic, hr)  # its detail is (mostly) not the real detail
+    assert not torch.equal(img, metrics.bicubic_plus_noise(bic, hr, target, seed=4))  # the seed picks the noise
 
 
 def test_bicubic_plus_noise_below_bicubics_own_detail_is_bicubic():
     hr = photo("chelsea", 128)
     bic = E.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float())
     bic = (bic * 255).round() / 255
-    assert E.noise_scale(bic, white_noise(hr.shape), hr, 0.5 * E.hf_ratio(bic, hr)) == 0.0
-    same = E.bicubic_plus_noise(bic, hr, 0.5 * E.hf_ratio(bic, hr), seed=0)
+    assert metrics.noise_scale(bic, white_noise(hr.shape), hr, 0.5 * metrics.hf_ratio(bic, hr)) == 0.0
+    same = metrics.bicubic_plus_noise(bic, hr, 0.5 * metrics.hf_ratio(bic, hr), seed=0)
     assert torch.equal((same * 255).round(), (bic * 255).round().double())  # the same 8-bit values
 
 
@@ -371,13 +375,14 @@ def test_end_to_end_report(tmp_path, ckpts, capsys, monkeypatch):
 def ckpts_t3(tmp_path_factory):
     """Like conftest's ckpts, with a teacher trained for T = 3 steps: a run without --teacher-steps must use
     the checkpoint's own T (a fixed default such as 15 would be refused), and 3 steps keep the test short."""
+    import checkpoint as C
     import model as M
 
     root = tmp_path_factory.mktemp("runs_t3")
     torch.manual_seed(0)
     teacher = M.SRModel(M.ModelConfig(preset="tiny", T=3))
-    M.save_checkpoint(root / "teacher.pt", teacher)
-    M.save_checkpoint(root / "student.pt", M.make_student(teacher))
+    C.save_checkpoint(root / "teacher.pt", teacher)
+    C.save_checkpoint(root / "student.pt", M.make_student(teacher))
     return root
 
 

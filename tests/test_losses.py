@@ -7,17 +7,16 @@ import json
 import math
 
 import pytest
-import skimage.data
 import torch
 import torch.nn.functional as F
 
 import losses as L
 import model as M
+from conftest import photo
 
 
 def photos(size=64):
-    imgs = [getattr(skimage.data, n)()[:size, :size] for n in ("astronaut", "coffee", "chelsea")]
-    return torch.stack([torch.from_numpy(i).permute(2, 0, 1).float() / 255 for i in imgs])
+    return torch.cat([photo(n, size) for n in ("astronaut", "coffee", "chelsea")])
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +162,16 @@ def test_distillation_target_is_the_teachers_deterministic_sampler():
     y0, eps = teacher.encode_lr(lr), torch.randn(3, 48, 16, 16)
     target = L.distillation_target(teacher, y0, lr, eps)
     assert not target.requires_grad
-    torch.testing.assert_close(target, M.sample_deterministic(teacher, y0, lr, eps), rtol=0, atol=0)
+    # The same sampler written independently, in its DDIM form: each step re-noises x̂₀ to the next level
+    # with the noise ε̂ that x_t implies, x_s = x̂₀ + η_s·(y₀ − x̂₀) + κ√η_s·ε̂.
+    eta, kappa = teacher.eta.double(), teacher.cfg.kappa
+    with torch.no_grad():
+        x = y0 + kappa * eta[-1].sqrt() * eps
+        for t in range(teacher.cfg.T, 0, -1):
+            x0_hat = teacher(x.float(), lr, t, y0).double()
+            eps_hat = (x - x0_hat - eta[t] * (y0 - x0_hat)) / (kappa * eta[t].sqrt())
+            x = x0_hat + eta[t - 1] * (y0 - x0_hat) + kappa * eta[t - 1].sqrt() * eps_hat
+    torch.testing.assert_close(target.double(), x, rtol=0, atol=1e-4)
     x = torch.randn_like(target)
     assert L.distillation(x, target).item() == pytest.approx(((x - target) ** 2).mean().item(), rel=1e-6)
     assert L.distillation(target, target).item() == 0

@@ -4,14 +4,16 @@
 """
 
 import math
+from dataclasses import asdict
 import time
 
 import pytest
-import skimage.data
 import torch
 
+import checkpoint as C
 import model as M
 from model import ModelConfig, SRModel
+from conftest import photo as conftest_photo
 
 # √η_t for t = 1..15 with ResShift's defaults (T=15, κ=2, p=0.3, √η_T=0.99, min noise level 0.04), as tabulated
 # from its schedule formula to 4 decimals
@@ -26,8 +28,7 @@ def tiny():
 
 
 def photo(name="astronaut", size=64):
-    img = torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1).float()[None] / 255
-    return img[..., :size, :size]
+    return conftest_photo(name, size)
 
 
 # ------------------------------------------------------------------ schedule and forward process
@@ -311,11 +312,10 @@ def test_conditioning_on_y0_feeds_the_bicubic_latent_to_the_network():
 
 def test_checkpoints_without_a_condition_field_load_as_lr_conditioned(tmp_path, tiny):
     """Files written before `cond` existed were conditioned on the LR image alone."""
-    M.save_checkpoint(tmp_path / "t.pt", tiny)
-    obj = torch.load(tmp_path / "t.pt", weights_only=True)
+    obj = torch.load(C.save_checkpoint(tmp_path / "t.pt", tiny) or tmp_path / "t.pt", weights_only=True)
     del obj["config"]["cond"]
     torch.save(obj, tmp_path / "old.pt")
-    assert M.load_checkpoint(tmp_path / "old.pt").cfg.cond == "lr"
+    assert C.load_checkpoint(tmp_path / "old.pt").cfg.cond == "lr"
 
 
 def test_patchgan_receptive_field_is_70():
@@ -336,50 +336,50 @@ def test_patchgan_receptive_field_is_70():
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, tiny):
     path = tmp_path / "run" / "teacher.pt"
-    M.save_checkpoint(path, tiny, step=7)
+    C.save_checkpoint(path, tiny, step=7)
     assert not list(path.parent.glob("*.tmp"))
-    loaded = M.load_checkpoint(path, kind="teacher")
+    loaded = C.load_checkpoint(path, kind="teacher")
     assert loaded.cfg == tiny.cfg and loaded.kind == "teacher" and not loaded.training
     lr, eps = photo(size=16), torch.randn(1, 48, 16, 16)
     assert torch.equal(loaded.upscale(lr, eps, steps=2), tiny.upscale(lr, eps, steps=2))
-    assert M.read_checkpoint(path)["step"] == 7
+    assert C.read_checkpoint(path)["step"] == 7
 
 
 def test_compiled_and_ddp_prefixes_are_stripped(tmp_path, tiny):
     path = tmp_path / "s.pt"
-    M.save_checkpoint(path, tiny)
+    C.save_checkpoint(path, tiny)
     obj = torch.load(path, weights_only=True)
-    obj["weights"] = {"_orig_mod." + k: v for k, v in obj["weights"].items()}
-    torch.save(obj, path)
-    M.load_checkpoint(path)
-    obj["weights"] = {"module." + k.removeprefix("_orig_mod."): v for k, v in obj["weights"].items()}
-    torch.save(obj, path)
-    M.load_checkpoint(path)
+    expected = tiny.net.state_dict()
+    for prefix in ("_orig_mod.", "module.", "module._orig_mod."):  # torch.compile, DDP, DDP inside compile
+        torch.save({**obj, "weights": {prefix + k: v for k, v in expected.items()}}, path)
+        loaded = C.load_checkpoint(path).net.state_dict()
+        assert loaded.keys() == expected.keys()
+        assert all(torch.equal(loaded[k], expected[k]) for k in expected), prefix
 
 
 def test_bad_checkpoints_are_refused_by_name(tmp_path, tiny):
     with pytest.raises(FileNotFoundError, match="missing.pt does not exist .expected a student checkpoint"):
-        M.load_checkpoint(tmp_path / "missing.pt", kind="student")
-    torch.save({"format": M.FORMAT, "kind": "teacher"}, tmp_path / "partial.pt")
+        C.load_checkpoint(tmp_path / "missing.pt", kind="student")
+    torch.save({"format": C.FORMAT, "kind": "teacher"}, tmp_path / "partial.pt")
     with pytest.raises(ValueError, match="partial.pt is not a vpdsr checkpoint"):
-        M.load_checkpoint(tmp_path / "partial.pt")
+        C.load_checkpoint(tmp_path / "partial.pt")
     good = tmp_path / "teacher.pt"
-    M.save_checkpoint(good, tiny)
+    C.save_checkpoint(good, tiny)
     cut = tmp_path / "truncated.pt"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(ValueError, match="truncated.pt.*truncated or corrupt"):
-        M.load_checkpoint(cut)
+        C.load_checkpoint(cut)
     other = tmp_path / "other.pt"
     torch.save({"state_dict": {}}, other)
     with pytest.raises(ValueError, match="other.pt is not a vpdsr checkpoint"):
-        M.load_checkpoint(other)
+        C.load_checkpoint(other)
     with pytest.raises(ValueError, match="holds a teacher, but a student"):
-        M.load_checkpoint(good, kind="student")
+        C.load_checkpoint(good, kind="student")
     obj = torch.load(good, weights_only=True)
     obj["config"]["preset"] = "base"  # weights of a tiny network, config of a base one
     torch.save(obj, tmp_path / "mismatch.pt")
     with pytest.raises(ValueError, match="mismatch.pt: the weights do not fit"):
-        M.load_checkpoint(tmp_path / "mismatch.pt")
+        C.load_checkpoint(tmp_path / "mismatch.pt")
 
 
 # ------------------------------------------------------------------ output parametrisations (recipe)
@@ -439,16 +439,16 @@ def test_unknown_parametrisation_is_refused():
 def test_v1_checkpoints_load_as_x0_and_future_formats_are_refused(tmp_path, tiny):
     """A v1 file predates the param field: it was an x₀-parametrised network, and loads as one."""
     obj = {"format": "vpdsr-checkpoint-v1", "kind": "teacher", "weights": tiny.net.state_dict(),
-           "config": {k: v for k, v in M.asdict(tiny.cfg).items() if k not in ("param", "sigma_data")}}
+           "config": {k: v for k, v in asdict(tiny.cfg).items() if k not in ("param", "sigma_data")}}
     torch.save(obj, tmp_path / "v1.pt")
-    loaded = M.load_checkpoint(tmp_path / "v1.pt")
+    loaded = C.load_checkpoint(tmp_path / "v1.pt")
     assert loaded.cfg.param == "x0"
     lr = photo(size=32)
     eps = torch.randn(1, 48, 32, 32, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(loaded.upscale(lr, eps), tiny.upscale(lr, eps))
     torch.save({**obj, "format": "vpdsr-checkpoint-v9"}, tmp_path / "v9.pt")
     with pytest.raises(ValueError, match="v9.pt is a vpdsr-checkpoint-v9 file.*update vpdsr"):
-        M.load_checkpoint(tmp_path / "v9.pt")
+        C.load_checkpoint(tmp_path / "v9.pt")
 
 
 @pytest.mark.parametrize("sigma_d", [0.2, 0.1])

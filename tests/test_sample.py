@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+import checkpoint as C
 import model as M
 import sample as S
-from degrade import load_image
+from data import load_image
 
 
 @pytest.fixture()
@@ -112,8 +113,8 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path, photos):
 def test_tiled_output_is_close_to_untiled(ckpts):
     """Tiles see less context than the whole image, so the outputs differ, but little: far less than a
     change of the noise ε does."""
-    student = M.load_checkpoint(ckpts / "student.pt")
-    teacher = M.load_checkpoint(ckpts / "teacher.pt")
+    student = C.load_checkpoint(ckpts / "student.pt")
+    teacher = C.load_checkpoint(ckpts / "teacher.pt")
     rgb = torch.from_numpy(skimage.data.rocket()[100:196, 200:320]).permute(2, 0, 1).float() / 255  # 120x96
     for model, kw in [(student, {}), (teacher, {"steps": 3, "sampler": "ancestral"})]:
         whole = S.upscale_image(model, rgb, tile=0, **kw)
@@ -150,7 +151,7 @@ def test_tiles_cover_the_image():
 
 
 def test_automatic_tiling_when_memory_is_short(tmp_path, photos, ckpts, monkeypatch, capsys):
-    per_px = S.activation_bytes_per_pixel(M.load_checkpoint(ckpts / "student.pt"), torch.float32)
+    per_px = S.activation_bytes_per_pixel(C.load_checkpoint(ckpts / "student.pt"), torch.float32)
     room = 2 * per_px * 36**2  # at half the free memory: 36x36 of the 43x37 LR pixels fit at once
     monkeypatch.setattr(S, "available_memory", lambda device: room)
     assert run(photos / "odd.png", "-o", tmp_path, "--ckpt", ckpts / "student.pt", "--tile", 0) == 0

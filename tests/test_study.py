@@ -6,6 +6,7 @@
 import pytest
 import torch
 
+import checkpoint as C
 import model as M
 import study
 
@@ -31,7 +32,7 @@ def test_measure_and_table_on_a_tiny_teacher(tmp_path):
     """One LR draw per held-out photo, a T = 2 teacher: every method and curve is measured, and the table
     has its row, with bicubic's numbers independent of the teacher."""
     torch.manual_seed(0)
-    M.save_checkpoint(tmp_path / "teacher.pt", M.SRModel(M.ModelConfig(preset="tiny", T=2, param="precond")))
+    C.save_checkpoint(tmp_path / "teacher.pt", M.SRModel(M.ModelConfig(preset="tiny", T=2, param="precond")))
     res = study.measure(tmp_path / "teacher.pt", study.eval_pairs(1))
     assert res["T"] == 2 and [r["photo"] for r in res["rows"]] == ["chelsea", "rocket"]
     row = res["rows"][0]

@@ -16,6 +16,8 @@ import pytest
 import torch
 
 import losses as L
+import checkpoint as C
+import config
 import model as M
 import sample as S
 import train as T
@@ -45,19 +47,20 @@ def test_smoke_run_writes_every_file(smoke):
     teacher = [r for r in log if r["stage"] == "teacher"]
     student = [r for r in log if r["stage"] == "student"]
     assert [r["step"] for r in teacher] == [1, 2, 3, 4] and [r["step"] for r in student] == [1, 2, 3, 4]
-    assert {"loss", "lr", "img_per_s"} <= set(teacher[0])
+    assert {"loss", "learning_rate", "img_per_s"} <= set(teacher[0])
     assert {"dist", "ess", "hfp", "total"} <= set(student[0]) and "adv" not in student[0]
     assert {"adv", "d"} <= set(student[-1])  # the discriminator joined at --adv-start
-    assert teacher[0]["lr"] == pytest.approx(T.PRESET_DEFAULTS["tiny"]["lr"] / 2)  # linear warm-up over 2 steps
-    config = json.loads((smoke / "config.json").read_text())
-    assert config["args"]["batch_size"] == 2 and config["degradation"]["scale"] == 4
+    # linear warm-up over 2 steps: the first step runs at half the rate
+    assert teacher[0]["learning_rate"] == pytest.approx(config.PRESET_DEFAULTS["tiny"]["learning_rate"] / 2)
+    written = json.loads((smoke / "config.json").read_text())
+    assert written["args"]["batch_size"] == 2 and written["degradation"]["scale"] == 4
 
 
 def test_checkpoints_load_back_and_upscale(smoke, tmp_path):
-    teacher = M.load_checkpoint(smoke / "teacher.pt", kind="teacher")
-    student = M.load_checkpoint(smoke / "student.pt", kind="student")
+    teacher = C.load_checkpoint(smoke / "teacher.pt", kind="teacher")
+    student = C.load_checkpoint(smoke / "student.pt", kind="student")
     assert teacher.cfg == student.cfg and teacher.cfg.preset == "tiny"
-    assert M.read_checkpoint(smoke / "student.pt")["step"] == 4
+    assert C.read_checkpoint(smoke / "student.pt")["step"] == 4
     assert not all(torch.equal(a, b) for a, b in zip(teacher.net.parameters(), student.net.parameters()))
     rgb = torch.rand(3, 20, 28)
     assert S.upscale_image(student, rgb).shape == (3, 80, 112)
@@ -68,7 +71,7 @@ def test_distillation_target_in_the_loop_is_the_teachers_sampler(smoke, monkeypa
     from the very x_T the student starts from."""
     args, _ = T.parse_args([*TINY, "--out", str(smoke)])
     run = T.Run(args)
-    teacher = M.load_checkpoint(smoke / "teacher.pt", kind="teacher")
+    teacher = C.load_checkpoint(smoke / "teacher.pt", kind="teacher")
     s = T.setup_student(run, teacher, None, T.load_ess_encoder(run))
     seen = {}
     original = L.distillation
@@ -88,8 +91,20 @@ def test_distillation_target_in_the_loop_is_the_teachers_sampler(smoke, monkeypa
     torch.testing.assert_close(seen["target"], M.sample_deterministic(teacher, y0, lr, eps))
 
 
+def assert_trained_pair(out, student_steps):
+    """teacher.pt and student.pt as sample.py needs them: the right kinds and step, plain (unwrapped) keys
+    that load into the network, finite weights, and a student that moved away from its teacher."""
+    teacher = C.load_checkpoint(out / "teacher.pt", kind="teacher")
+    student = C.load_checkpoint(out / "student.pt", kind="student")
+    saved = C.read_checkpoint(out / "student.pt")
+    assert saved["step"] == student_steps
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in saved["weights"])
+    assert all(torch.isfinite(p).all() for p in student.net.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(teacher.net.parameters(), student.net.parameters()))
+
+
 def final_weights(path):
-    return M.read_checkpoint(path)["weights"]
+    return C.read_checkpoint(path)["weights"]
 
 
 def assert_same_weights(a, b):
@@ -119,11 +134,20 @@ def test_resume_keeps_the_runs_own_settings(tmp_path, capsys):
     assert train(tmp_path, "--teacher-iters", 2, "--stage", "teacher") == 0
     assert T.main(["--out", str(tmp_path), "--resume", "--stage", "teacher", "--teacher-iters", "3"]) == 0
     assert "with the run's own" in capsys.readouterr().out
-    assert M.load_checkpoint(tmp_path / "teacher.pt").cfg.preset == "tiny"
-    assert M.read_checkpoint(tmp_path / "teacher.pt")["step"] == 3
+    assert C.load_checkpoint(tmp_path / "teacher.pt").cfg.preset == "tiny"
+    assert C.read_checkpoint(tmp_path / "teacher.pt")["step"] == 3
     assert json.loads((tmp_path / "config.json").read_text())["args"]["workers"] == 0  # tiny's, not base's
     with pytest.raises(SystemExit, match="--batch-size cannot change when a run is resumed"):
         T.main(["--out", str(tmp_path), "--resume", "--batch-size", "4"])
+
+
+def test_resume_under_another_number_of_processes_is_refused(tmp_path, monkeypatch):
+    """Each process takes its own slice of every batch: another world size would change the data."""
+    assert train(tmp_path, "--teacher-iters", 1, "--stage", "teacher") == 0
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["world_size"] == 1
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun would set (checked before any process group starts)
+    with pytest.raises(SystemExit, match="trained by 1 process.*resume it with the same number.*has 2"):
+        T.main(["--out", str(tmp_path), "--resume", "--teacher-iters", "2"])
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
@@ -162,7 +186,7 @@ def test_refuses_bad_inputs(tmp_path, smoke, monkeypatch):
 
 def test_student_stage_from_a_given_teacher(tmp_path, smoke):
     assert train(tmp_path, "--stage", "student", "--teacher", smoke / "teacher.pt", "--student-iters", 2) == 0
-    assert M.load_checkpoint(tmp_path / "student.pt", kind="student").cfg.preset == "tiny"
+    assert C.load_checkpoint(tmp_path / "student.pt", kind="student").cfg.preset == "tiny"
     assert not (tmp_path / "teacher.pt").exists()
 
 
@@ -184,7 +208,7 @@ def test_ddp_with_two_processes_on_gloo(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["world_size"] == 2
-    assert M.load_checkpoint(tmp_path / "student.pt", kind="student")
+    assert_trained_pair(tmp_path, student_steps=2)
     log = [json.loads(line) for line in open(tmp_path / "log.jsonl")]
     assert len(log) == 4  # written once (rank 0), not once per process
 
@@ -193,7 +217,7 @@ def test_ddp_with_two_processes_on_gloo(tmp_path):
 def test_compile_path_on_cpu(tmp_path):
     """Both stages compiled: the trained networks, the no-grad teacher and the discriminator."""
     assert train(tmp_path, "--compile", "--teacher-iters", 2, "--student-iters", 2, "--adv-start", 1) == 0
-    assert M.load_checkpoint(tmp_path / "student.pt", kind="student")
+    assert_trained_pair(tmp_path, student_steps=2)
     log = [json.loads(line) for line in open(tmp_path / "log.jsonl")]
     assert "d" in log[-1] and all(math.isfinite(v) for r in log for v in r.values() if isinstance(v, float))
 
@@ -203,16 +227,16 @@ def test_compile_path_on_cpu(tmp_path):
 def test_both_stages_on_cuda_in_bf16_compiled(tmp_path):
     assert train(tmp_path, "--device", "cuda", "--teacher-iters", 2, "--student-iters", 2, "--compile") == 0
     assert json.loads((tmp_path / "config.json").read_text())["dtype"] in ("torch.bfloat16", "torch.float16")
-    assert M.load_checkpoint(tmp_path / "student.pt", kind="student")
+    assert_trained_pair(tmp_path, student_steps=2)
 
 
 def test_recipe_flags_reach_the_checkpoint(tmp_path):
     assert train(tmp_path, "--teacher-iters", 2, "--stage", "teacher", "--diffusion-steps", 4, "--kappa", 0.5,
                  "--min-noise-level", 0.1, "--param", "precond", "--sigma-data", 0.25, "--loss-weight", "precond",
                  "--lr-schedule", "cosine") == 0
-    cfg = M.load_checkpoint(tmp_path / "teacher.pt").cfg
+    cfg = C.load_checkpoint(tmp_path / "teacher.pt").cfg
     assert (cfg.T, cfg.kappa, cfg.min_noise_level, cfg.param, cfg.sigma_data) == (4, 0.5, 0.1, "precond", 0.25)
-    assert M.read_checkpoint(tmp_path / "teacher.pt")["format"] == M.FORMAT
+    assert C.read_checkpoint(tmp_path / "teacher.pt")["format"] == C.FORMAT
 
 
 @pytest.mark.parametrize("kind", ["constant", "cosine"])

@@ -1,0 +1,93 @@
+"""
+checkpoint.py: the files train.py writes and sample.py / evaluate.py read.
+
+A checkpoint is one .pt file holding a dictionary:
+
+    format   "vpdsr-checkpoint-v2": the version of this layout (older versions still load; newer ones
+             are refused with a message that says to update vpdsr)
+    kind     "teacher" or "student"
+    config   the ModelConfig, as a dict: everything needed to rebuild the network and its schedule
+    weights  the network's state dict (the EMA weights, when training keeps an EMA)
+    step     (train.py) the training step it was saved at
+
+    save_checkpoint("runs/x/teacher.pt", model, step=1200)
+    model = load_checkpoint("runs/x/teacher.pt", kind="teacher", device="cuda")
+
+last.pt, the full training state for --resume, is train.py's own (see save_state there).
+"""
+
+import os
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from model import ModelConfig, SRModel
+
+# v2 added the recipe fields param and sigma_data to the config. A v1 file predates them: it was trained
+# with the x₀ parametrisation, which is what loading it restores. A config without `cond` (added later in
+# v2) takes ModelConfig's default, the LR image: what those files were trained with.
+FORMAT = "vpdsr-checkpoint-v2"
+OLD_FORMATS = {"vpdsr-checkpoint-v1": {"param": "x0"}}
+
+
+def save_checkpoint(path, model: SRModel, **extra):
+    """One .pt file: the network's kind, its full config and the weights to use for inference (the EMA
+    weights, when training keeps an EMA), written atomically. A diffusers codec is stored by name, not
+    by weights."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    obj = {"format": FORMAT, "kind": model.kind, "config": asdict(model.cfg), "weights": model.net.state_dict(),
+           **extra}
+    atomic_save(obj, path)
+
+
+def atomic_save(obj, path):
+    """torch.save to a temporary file, then rename: readers never see a half-written file."""
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path, kind=None):
+    """The raw dictionary of a checkpoint file, or an error that names the file and what is wrong."""
+    path = Path(path)
+    expected = f"a {kind} checkpoint" if kind else "a checkpoint"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (expected {expected} written by train.py)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, unpickling error, ...
+        raise ValueError(f"{path} is not a readable checkpoint (truncated or corrupt?): {e}") from None
+    if not isinstance(obj, dict) or not {"format", "kind", "config", "weights"} <= obj.keys() \
+            or not str(obj["format"]).startswith("vpdsr-checkpoint-"):
+        raise ValueError(f"{path} is not a vpdsr checkpoint (expected {expected} written by train.py)")
+    if obj["format"] in OLD_FORMATS:  # an older file: the settings it predates take their old values
+        obj["config"] = {**OLD_FORMATS[obj["format"]], **obj["config"]}
+    elif obj["format"] != FORMAT:
+        raise ValueError(f"{path} is a {obj['format']} file, which this version of vpdsr (reading "
+                         f"{FORMAT} and {', '.join(OLD_FORMATS)}) cannot read: update vpdsr")
+    if kind is not None and obj["kind"] != kind:
+        raise ValueError(f"{path} holds a {obj['kind']}, but {expected} is expected here")
+    return obj
+
+
+def load_checkpoint(path, kind=None, device="cpu", vae=None):
+    """Rebuild the SRModel saved in `path` from the file alone, in eval mode. `kind` ('teacher' or
+    'student'), if given, is enforced. `vae` points a diffusers codec at another copy of the same
+    autoencoder (a local directory). Keys of compiled (`_orig_mod.`) or DDP (`module.`) networks are
+    accepted."""
+    obj = read_checkpoint(path, kind)
+    try:
+        cfg = ModelConfig(**obj["config"])
+    except TypeError as e:  # a setting this version does not know
+        raise ValueError(f"{path}: its config does not fit this version of vpdsr: {e}") from None
+    if vae is not None:
+        cfg = replace(cfg, codec=vae)
+    model = SRModel(cfg, kind=obj["kind"])
+    weights = {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in obj["weights"].items()}
+    try:
+        model.net.load_state_dict(weights)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: the weights do not fit the network its config describes: {e}") from None
+    return model.to(device).eval()

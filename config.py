@@ -1,0 +1,139 @@
+"""
+config.py: the settings of a training run: the diffusion recipes, the network presets with their
+defaults, train.py's command line, and what a resumed run may change.
+
+Precedence, lowest first: a preset's defaults (PRESET_DEFAULTS), its recipe's (RECIPES), then the flags
+given on the command line; for a resumed run, the settings saved in its last.pt win over all of these
+except RESUME_MAY_CHANGE.
+"""
+
+import argparse
+import sys
+
+from degrade import PRESETS as DEGRADATIONS
+from model import CONDITIONS, PARAMETRISATIONS
+from runtime import PRECISIONS
+
+# The diffusion recipe: --recipe picks one, and any of its flags given on the command line wins.
+#   resshift  ResShift's published settings (T = 15, κ = 2, the network predicts x₀), made for the latent of
+#             a VQGAN whose values have a standard deviation of about 1.
+#   pixel     what the recipe study (README, "The recipe study") measured best for the pixel latent: the
+#             output preconditioned around y₀ with σ_d = 0.1, T = 4, κ = 0.25 and a last noise level of
+#             κ·0.04 = 0.01.
+RECIPES = {
+    "resshift": dict(diffusion_steps=15, kappa=2.0, min_noise_level=0.04, param="x0", sigma_data=0.2,
+                     cond="lr", loss_weight="uniform", lr_schedule="constant"),
+    "pixel": dict(diffusion_steps=4, kappa=0.25, min_noise_level=0.04, param="precond", sigma_data=0.1,
+                  cond="lr", loss_weight="uniform", lr_schedule="constant"),
+}
+# Defaults that depend on --preset. `base` is the one-GPU recipe (ResShift's learning rate and EMA);
+# `tiny` makes the CPU demo finish within minutes. Any flag given on the command line wins.
+PRESET_DEFAULTS = {
+    "base": dict(recipe="pixel", teacher_iters=100_000, student_iters=20_000, batch_size=32, patch_size=256,
+                 learning_rate=5e-5, learning_rate_d=1e-4, warmup=2000, adv_start=2000, clip="ViT-B-32:openai",
+                 workers=8, log_every=50, sample_every=2000, ckpt_every=2000),
+    "tiny": dict(recipe="pixel", teacher_iters=1200, student_iters=150, batch_size=8, patch_size=64,
+                 learning_rate=1e-3, learning_rate_d=2e-4, warmup=50, adv_start=75, clip="random", workers=0,
+                 log_every=25, sample_every=300, ckpt_every=300),
+}
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description="train.py: train VPD-SR, the teacher stage, then the student stage",
+                                 allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a = ap.add_argument
+    a("--data", default="demo", help="demo, DIV2K, or a folder of HR images (searched recursively)")
+    a("--download", action="store_true", help="download DIV2K if it is not found")
+    a("--out", default="runs/vpdsr", help="run folder")
+    a("--preset", choices=list(PRESET_DEFAULTS), default="base", help="network size and default settings")
+    a("--stage", choices=["all", "teacher", "student"], default="all", help="which stage(s) to train")
+    a("--teacher", help="teacher.pt for --stage student (default: --out/teacher.pt)")
+    a("--teacher-iters", type=int, help="teacher training steps (preset default)")
+    a("--student-iters", type=int, help="student training steps (preset default)")
+    a("--batch-size", type=int, help="images per step, per process (preset default)")
+    a("--patch-size", type=int, help="HR crop size; LR = patch/4 (preset default)")
+    a("--lr", dest="learning_rate", type=float, help="AdamW learning rate of the trained network "
+      "(preset default)")
+    a("--lr-d", dest="learning_rate_d", type=float, help="AdamW learning rate of the discriminator (preset default)")
+    a("--warmup", type=int, help="linear learning-rate warm-up steps, then --lr-schedule (preset default)")
+    a("--lr-schedule", choices=["constant", "cosine"], help="after the warm-up: constant, or a cosine decay to 0 "
+      "at the stage's last step (preset default)")
+    a("--recipe", choices=list(RECIPES), help="the diffusion recipe, defaults for --diffusion-steps, --kappa, "
+      "--min-noise-level, --param, --sigma-data, --loss-weight and --lr-schedule (preset default: pixel)")
+    a("--diffusion-steps", type=int, help="T, the teacher's diffusion steps (preset default)")
+    a("--kappa", type=float, help="κ, the noise scale of the forward process (preset default)")
+    a("--min-noise-level", type=float, help="sets √η_1 = min(level/κ, level) (preset default)")
+    a("--param", choices=list(PARAMETRISATIONS), help="what the network predicts: x0, residual (y₀ − x₀), or "
+      "precond (a correction around y₀ scaled by c_skip/c_out) (preset default)")
+    a("--sigma-data", type=float, help="σ_d, the std of x₀ − y₀ in the latent, for --param precond (preset default)")
+    a("--cond", choices=list(CONDITIONS), help="what the network sees beside x_t: the LR image (ResShift), or "
+      "the LR image and y₀, its bicubic upscale in latent space (SR3) (preset default)")
+    a("--loss-weight", choices=["uniform", "precond"], help="teacher loss weight over t: uniform (ResShift) or "
+      "1/c_out(t)² (EDM) (preset default)")
+    a("--w-dist", type=float, default=1.0, help="weight of the distillation loss")
+    a("--w-ess", type=float, default=0.1, help="weight of the CLIP semantic loss (ESS)")
+    a("--w-hfp", type=float, default=0.05, help="weight of the high-frequency loss (HFP)")
+    a("--w-adv", type=float, default=0.02, help="weight of the adversarial loss")
+    a("--hfp-cutoff", type=float, default=0.25, help="HFP: lowest normalized frequency (1 = Nyquist) compared")
+    a("--adv-start", type=int, help="student step at which the discriminator joins (preset default)")
+    a("--clip", help="ESS encoder: NAME:PRETRAINED (open_clip), a local weights file, or random (preset default)")
+    a("--vae", default="pixel", help="codec: pixel, or a diffusers VQModel/AutoencoderKL (hub id or local dir)")
+    a("--vae-subfolder", default="", help="subfolder of --vae holding the autoencoder (e.g. vqvae)")
+    a("--degradation", choices=list(DEGRADATIONS), default="resshift", help="degradation parameters")
+    a("--compile", action=argparse.BooleanOptionalAction, default=None,
+      help="torch.compile the networks (default: on CUDA only)")
+    a("--precision", choices=PRECISIONS, default="auto",
+      help="auto = bf16 on a GPU that supports it, fp16 (with loss scaling) on one that does not, fp32 on CPU")
+    a("--ema", type=float, default=0.999, help="EMA decay of the weights saved for inference")
+    a("--grad-clip", type=float, default=1.0, help="gradient-norm clipping (0 = off)")
+    a("--seed", type=int, default=0, help="seed of everything random: data, degradations, noise")
+    a("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    a("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    a("--overwrite", action="store_true", help="start afresh in an --out that already holds a run")
+    a("--workers", type=int, help="DataLoader worker processes (preset default)")
+    a("--log-every", type=int, help="steps between log lines (preset default)")
+    a("--sample-every", type=int, help="steps between sample grids (preset default)")
+    a("--ckpt-every", type=int, help="steps between checkpoints (preset default)")
+    a("--benchmark", action="store_true", help="time a few steps of each stage on synthetic data and exit "
+      "(bench.py)")
+    args = ap.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # The settings named on the command line (a resumed run refuses to change most of them)
+    given = {x[2:].split("=")[0].replace("-", "_").removeprefix("no_") for x in map(str, argv) if x.startswith("--")}
+    given = {RENAMED.get(k, k) for k in given}
+    for k, v in PRESET_DEFAULTS[args.preset].items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    for k, v in RECIPES[args.recipe].items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    return args, given
+
+
+
+# A resumed run takes its settings from last.pt, as nanoGPT's does, except those that say what to do now,
+# and those of RESUME_MAY_CHANGE (how long, how fast, how often to log) when the command line gives them: a
+# command line that changes any other setting is refused. Resuming under another number of processes is
+# refused too: batch k is split over the processes, so it would change the data.
+WHAT_TO_DO_NOW = {"stage", "resume", "overwrite", "download", "benchmark", "out"}
+RESUME_MAY_CHANGE = {"teacher_iters", "student_iters", "workers", "log_every", "sample_every", "ckpt_every",
+                     "device", "compile", "precision"}
+RENAMED = {"lr": "learning_rate", "lr_d": "learning_rate_d"}  # flags' names inside older last.pt files
+
+
+def resume_settings(args, given, saved, world):
+    """Put the settings of the run in last.pt (`saved`) into args; returns the names taken from it."""
+    if saved.get("world_size", 1) != world:
+        sys.exit(f"error: {args.out} was trained by {saved.get('world_size', 1)} process(es); resume it with "
+                 f"the same number (this run has {world}): each process takes its own part of every batch")
+    restored = []
+    for k, v in saved["args"].items():
+        k = RENAMED.get(k, k)
+        if k in WHAT_TO_DO_NOW or (k in RESUME_MAY_CHANGE and k in given) or not hasattr(args, k) \
+                or getattr(args, k) == v:
+            continue
+        if k in given:
+            sys.exit(f"error: --{k.replace('_', '-')} cannot change when a run is resumed ({v} in {args.out}/last.pt)")
+        setattr(args, k, v)
+        restored.append(k)
+    return restored
