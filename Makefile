@@ -21,7 +21,7 @@ demo: $(VENV)/installed
 	@echo "Degradations: results/degrade/*_preview.png (HR, then each LR version)"
 	@echo "Training:     runs/demo/ (samples/*.png: LR | teacher | student | HR; loss_*.png; log.jsonl)"
 	@echo "Upscaled:     results/demo/*_x4.png"
-	@echo "Evaluation:   results/demo/report/ (summary.md, metrics.csv, compare.png)"
+	@echo "Evaluation:   results/demo/report/index.html (open it in a browser: sliders per image), summary.md, metrics.csv, compare.png"
 
 # The longer CPU recipe (measured: 45 minutes on one core): the same networks, 10 000 teacher steps and
 # 1 000 student steps; the README's "Results" reports what it reaches.

@@ -40,6 +40,7 @@ from data import demo_images, find_div2k, find_images, load_image, save_png
 from degrade import PRESETS, degrade
 from metrics import (IQA_METRICS, SCALE, bicubic_plus_noise, hf_corr, hf_ratio, iqa_metrics, lf_psnr, psnr,
                      rgb_to_y, ssim)
+from report import write_html
 from runtime import PRECISIONS, peak_memory, resolve_device, resolve_precision, timed
 from sample import upscale_image
 
@@ -269,8 +270,14 @@ def main(argv=None):
     command = "python evaluate.py " + " ".join(sys.argv[1:] if argv is None else argv)
     summary = write_summary(out, rows, shown, nets, peak, iqa, args, teacher_steps, device, dtype, len(pairs),
                             command)
+    # 5. The web page: a before/after slider per image over the saved PNGs, the tables and the set-up
+    shown_columns = [k for k in METRIC_COLUMNS if any(r.get(k) is not None for r in rows)]
+    means = [{"method": m, **{k: mean(rows, m, k) for k in shown_columns}} for m in shown]
+    setup = summary_setup(out / "summary.md")
+    write_html(out, {s: hr.shape[-1] for s, hr, _ in pairs}, ["lr", *shown, "hr"], rows, means, shown_columns,
+               [f"Command: {command}", *setup])
     print(summary)
-    print(f"report: {out}/summary.md, metrics.csv, compare.png")
+    print(f"report: {out}/index.html (open it in a browser), summary.md, metrics.csv, compare.png")
     return 0
 
 
@@ -281,6 +288,11 @@ METRIC_COLUMNS = ["psnr", "ssim", "lf_psnr", "hf_ratio", "hf_corr", "psnr_vs_tea
 def mean(rows, method, key):
     vals = [r[key] for r in rows if r["method"] == method and r.get(key) is not None]
     return sum(vals) / len(vals) if vals else None
+
+
+def summary_setup(path):
+    """The lines of summary.md's set-up section (checkpoints, LR inputs, device, versions)."""
+    return path.read_text().split("## Set-up\n", 1)[1].strip().splitlines()
 
 
 def write_summary(out, rows, methods, nets, peak, iqa, args, teacher_steps, device, dtype, n, command):

@@ -369,6 +369,24 @@ def test_end_to_end_report(tmp_path, ckpts, capsys, monkeypatch):
     hr = E.load_image(out / "hr" / "chelsea.png")[0]
     assert hr.shape[1] % 4 == 0 and hr.shape[2] % 4 == 0
     assert E.load_image(out / "lr" / "chelsea.png")[0].shape[1:] == (hr.shape[1] // 4, hr.shape[2] // 4)
+    check_web_page(out)
+
+
+def check_web_page(out):
+    """index.html: every image it references, directly or through a slider's method pickers, exists beside
+    it, and nothing is fetched from elsewhere."""
+    import re
+
+    page = (out / "index.html").read_text()
+    sources = re.findall(r'src="([^"]+)"', page)
+    stems = re.findall(r'data-stem="([^"]+)"', page)
+    options = set(re.findall(r'<option value="([^"]+)"', page))
+    assert stems == ["chelsea", "rocket"] and len(sources) == 2 * len(stems)
+    assert options == {"lr", "bicubic", "bicubic+noise", "teacher", "teacher_1step", "student", "hr"}
+    referenced = set(sources) | {f"{m}/{s}.png" for m in options for s in stems}
+    assert all((out / ref).is_file() for ref in referenced), [r for r in referenced if not (out / r).is_file()]
+    assert "http" not in page.replace("http-equiv", "") and "<script src" not in page  # self-contained, offline
+    assert 'type="range"' in page and "clipPath" in page  # the sliders and the code that moves them
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,185 @@
+"""
+report.py: the evaluation as a web page to look at: report/index.html, written by evaluate.py.
+
+For every image, a before/after slider: two methods (bicubic, teacher, student, the HR image, ...) laid
+on top of each other, the left one shown up to the slider and the right one after it, so that a reader
+can sweep across the image and see what each method kept, lost or invented. Below it, that image's
+numbers; at the top, the mean table and the settings.
+
+The page is one self-contained file: plain HTML, CSS and a few lines of JavaScript, no library and no
+network access. It points at the PNGs evaluate.py saved beside it (<method>/<image>.png), by relative
+paths, so the report folder can be copied or zipped as a whole and opened offline.
+
+The initial state can be set in the address: index.html#pos=30&left=bicubic&right=student puts every
+slider at 30 % with those two methods (what the screenshots in the README were taken with).
+"""
+
+import html
+from pathlib import Path
+
+# How each column of the tables is printed (None = n/a)
+DIGITS = {"psnr": 2, "ssim": 4, "lf_psnr": 2, "hf_ratio": 3, "hf_corr": 4, "psnr_vs_teacher": 2, "latency_ms": 1}
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 8px 0 16px; font-size: 14px; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.cmp { position: relative; display: inline-block; max-width: 100%; line-height: 0; user-select: none; }
+.cmp img { max-width: 100%; height: auto; image-rendering: pixelated; }
+.cmp img.top { position: absolute; left: 0; top: 0; clip-path: inset(0 50% 0 0); }
+.cmp .bar { position: absolute; top: 0; bottom: 0; left: 50%; width: 2px; background: #ff0; pointer-events: none; }
+.cmp .tag { position: absolute; top: 6px; padding: 2px 6px; background: rgba(0,0,0,.6); color: #fff;
+            font-size: 13px; line-height: 1.3; }
+.cmp .tag.l { left: 6px; } .cmp .tag.r { right: 6px; }
+.controls { margin: 6px 0; font-size: 14px; }
+.controls input[type=range] { width: 420px; vertical-align: middle; }
+pre { background: #f4f4f4; padding: 8px; white-space: pre-wrap; font-size: 13px; }
+"""
+
+# Moves the slider: clips the left image at the slider's position and labels both sides. The address may
+# set the starting state (#pos=..&left=..&right=..).
+SCRIPT = """
+function update(box) {
+  const pos = box.querySelector('input[type=range]').value;
+  const left = box.querySelector('select.l').value, right = box.querySelector('select.r').value;
+  const stem = box.dataset.stem;
+  box.querySelector('img.top').src = left + '/' + stem + '.png';
+  box.querySelector('img.bottom').src = right + '/' + stem + '.png';
+  box.querySelector('img.top').style.clipPath = 'inset(0 ' + (100 - pos) + '% 0 0)';
+  box.querySelector('.bar').style.left = pos + '%';
+  box.querySelector('.tag.l').textContent = left;
+  box.querySelector('.tag.r').textContent = right;
+}
+const wanted = Object.fromEntries(new URLSearchParams(location.hash.slice(1)));
+for (const box of document.querySelectorAll('.slider')) {
+  for (const el of box.querySelectorAll('input, select')) el.addEventListener('input', () => update(box));
+  if (wanted.pos) box.querySelector('input[type=range]').value = wanted.pos;
+  if (wanted.left) box.querySelector('select.l').value = wanted.left;
+  if (wanted.right) box.querySelector('select.r').value = wanted.right;
+  update(box);
+}
+"""
+
+
+def fmt(value, column):
+    if value is None or value == "":
+        return "n/a"
+    return f"{float(value):.{DIGITS.get(column, 4)}f}"
+
+
+def table(rows, columns, first):
+    """An HTML table: one row per dict, `first` the key of the first (label) column."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in [first, *columns])
+    body = "".join("<tr>" + f"<td>{html.escape(str(r[first]))}</td>"
+                   + "".join(f"<td>{fmt(r.get(c), c)}</td>" for c in columns) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def slider(stem, width, methods, left, right):
+    """One image's comparison: two stacked images (both shown `width` pixels wide: the LR input is stretched
+    4× without interpolation), a range input and two method pickers."""
+    def picker(side, chosen):
+        options = "".join(f'<option value="{html.escape(m)}"{" selected" if m == chosen else ""}>'
+                          f"{html.escape(m)}</option>" for m in methods)
+        return f'<select class="{side}">{options}</select>'
+
+    s = html.escape(stem)
+    return f"""<div class="slider" data-stem="{s}">
+<div class="controls">left {picker("l", left)} | right {picker("r", right)}
+ <input type="range" min="0" max="100" value="50" aria-label="slider position"></div>
+<div class="cmp"><img class="bottom" src="{html.escape(right)}/{s}.png" alt="{html.escape(right)}" width="{width}">
+<img class="top" src="{html.escape(left)}/{s}.png" alt="{html.escape(left)}" width="{width}">
+<div class="bar"></div><span class="tag l">{html.escape(left)}</span>
+<span class="tag r">{html.escape(right)}</span></div>
+</div>"""
+
+
+def write_html(out, widths, methods, rows, means, columns, settings):
+    """Write out/index.html. widths: {image name: its HR width in pixels}, in page order; methods: the
+    folders under `out` holding one <name>.png per image (the pickers offer them in this order; "hr" is the
+    ground truth); rows: per-image metric dicts (keys image, method and `columns`); means: the same, one
+    per method; settings: lines of plain text."""
+    out = Path(out)
+    left = "bicubic" if "bicubic" in methods else methods[0]
+    right = "student" if "student" in methods else methods[-1]
+    sections = []
+    for stem, width in widths.items():
+        mine = [r for r in rows if r["image"] == stem]
+        sections.append(f"<h2>{html.escape(stem)}</h2>\n{slider(stem, width, methods, left, right)}\n"
+                        f"{table(mine, columns, 'method')}")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>vpdsr evaluation</title>
+<style>{STYLE}</style></head><body>
+<h1>vpdsr evaluation: {len(widths)} image{'s' if len(widths) != 1 else ''}</h1>
+<p>Drag a slider to sweep between the two methods picked above it (the left one is shown left of the
+yellow line). <code>hr</code> is the real high-resolution image; <code>lr</code> the input, enlarged
+without interpolation. Numbers: means over the images (see summary.md beside this page for what each
+metric measures).</p>
+{table(means, columns, 'method')}
+<pre>{html.escape(chr(10).join(settings))}</pre>
+{chr(10).join(sections)}
+<script>{SCRIPT}</script>
+</body></html>
+"""
+    (out / "index.html").write_text(page)
+    return out / "index.html"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checking the page in a real browser: python report.py PAGE --screenshots DIR
+# ---------------------------------------------------------------------------------------------------
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
+
+
+def screenshot(page, path, hash_="", size=(1100, 900), browser=None):
+    """Open `page` (a local file) in headless Chromium with `hash_` in its address and save what it shows.
+    The page's script reads the address (e.g. pos=20), sets every slider and redraws, as a drag would."""
+    import shutil
+    import subprocess
+
+    browser = browser or next((b for b in map(shutil.which, BROWSERS) if b), None)
+    if browser is None:
+        raise SystemExit(f"error: no Chromium found (looked for {', '.join(BROWSERS)}); on Debian or Ubuntu: "
+                         "apt install chromium")
+    url = Path(page).resolve().as_uri() + (f"#{hash_}" if hash_ else "")
+    cmd = [browser, "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
+           f"--window-size={size[0]},{size[1]}", "--virtual-time-budget=3000",
+           f"--screenshot={Path(path).resolve()}", url]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0 or not Path(path).is_file():
+        raise SystemExit(f"error: {browser} could not render {url}:\n{done.stderr[-2000:]}")
+    return Path(path)
+
+
+def main(argv=None):
+    import argparse
+
+    import numpy as np
+    from PIL import Image
+
+    ap = argparse.ArgumentParser(description="Screenshot an evaluation page in headless Chromium with its sliders "
+                                 "at two positions, and check that moving them changed the picture.")
+    ap.add_argument("page", help="index.html written by evaluate.py")
+    ap.add_argument("--screenshots", default="report_screenshots", help="folder for the two PNGs")
+    ap.add_argument("--positions", type=int, nargs=2, default=(20, 80), help="slider positions, in percent")
+    ap.add_argument("--left", default="bicubic", help="method left of the slider")
+    ap.add_argument("--right", default="student", help="method right of the slider")
+    args = ap.parse_args(argv)
+    out = Path(args.screenshots)
+    out.mkdir(parents=True, exist_ok=True)
+    shots = [screenshot(args.page, out / f"slider_{p}.png", f"pos={p}&left={args.left}&right={args.right}")
+             for p in args.positions]
+    a, b = (np.asarray(Image.open(s).convert("RGB"), dtype=np.int16) for s in shots)
+    changed = (np.abs(a - b).max(-1) > 0).mean()
+    print(f"{shots[0]}, {shots[1]}: {100 * changed:.1f}% of the pixels differ between the two slider positions")
+    if changed == 0:
+        raise SystemExit("error: moving the slider changed nothing on screen")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
