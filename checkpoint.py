@@ -13,9 +13,13 @@ A checkpoint is one .pt file holding a dictionary:
     save_checkpoint("runs/x/teacher.pt", model, step=1200)
     model = load_checkpoint("runs/x/teacher.pt", kind="teacher", device="cuda")
 
+A folder of checkpoints meant for others (16-bit weights, `save_checkpoint(..., dtype=torch.float16)`) can
+carry a SHA256SUMS manifest (`write_manifest`); loading then refuses a file whose digest differs.
+
 last.pt, the full training state for --resume, is train.py's own (see save_state there).
 """
 
+import hashlib
 import os
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -31,14 +35,17 @@ FORMAT = "vpdsr-checkpoint-v2"
 OLD_FORMATS = {"vpdsr-checkpoint-v1": {"param": "x0"}}
 
 
-def save_checkpoint(path, model: SRModel, **extra):
+def save_checkpoint(path, model: SRModel, dtype=None, **extra):
     """One .pt file: the network's kind, its full config and the weights to use for inference (the EMA
     weights, when training keeps an EMA), written atomically. A diffusers codec is stored by name, not
-    by weights."""
+    by weights. dtype=torch.float16 (or bfloat16) stores the weights at half the size, for distribution;
+    loading always restores fp32 parameters."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    obj = {"format": FORMAT, "kind": model.kind, "config": asdict(model.cfg), "weights": model.net.state_dict(),
-           **extra}
+    weights = model.net.state_dict()
+    if dtype is not None:
+        weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()}
+    obj = {"format": FORMAT, "kind": model.kind, "config": asdict(model.cfg), "weights": weights, **extra}
     atomic_save(obj, path)
 
 
@@ -49,12 +56,57 @@ def atomic_save(obj, path):
     os.replace(tmp, path)
 
 
+# A folder of distributed checkpoints carries a manifest, in the format of `sha256sum` (one line per file:
+# the hex digest, two spaces, the file name). Loading a file the manifest lists checks its digest first,
+# so that a corrupted or altered file is refused by name instead of producing wrong images.
+MANIFEST = "SHA256SUMS"
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(folder, names):
+    """Write folder/SHA256SUMS for the files `names` in it (check by hand with `sha256sum -c SHA256SUMS`)."""
+    folder = Path(folder)
+    lines = [f"{sha256(folder / n)}  {n}" for n in sorted(names)]
+    (folder / MANIFEST).write_text("\n".join(lines) + "\n")
+    return folder / MANIFEST
+
+
+def verify(path):
+    """If a SHA256SUMS beside `path` lists it, check its digest; an error names the file when it differs."""
+    path = Path(path)
+    manifest = path.parent / MANIFEST
+    if not manifest.is_file():
+        return False
+    listed = {}
+    for line in manifest.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            listed[name.lstrip("*")] = digest  # (sha256sum -b writes "*name")
+    expected = listed.get(path.name)
+    if expected is None:
+        return False
+    actual = sha256(path)
+    if actual != expected:
+        raise ValueError(f"{path} does not match its SHA-256 in {manifest} (expected {expected[:16]}..., got "
+                         f"{actual[:16]}...): the file is corrupt or was changed; restore it (git checkout, or "
+                         "download it again)")
+    return True
+
+
 def read_checkpoint(path, kind=None):
     """The raw dictionary of a checkpoint file, or an error that names the file and what is wrong."""
     path = Path(path)
     expected = f"a {kind} checkpoint" if kind else "a checkpoint"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist (expected {expected} written by train.py)")
+    verify(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, unpickling error, ...
@@ -85,6 +137,7 @@ def load_checkpoint(path, kind=None, device="cpu", vae=None):
     if vae is not None:
         cfg = replace(cfg, codec=vae)
     model = SRModel(cfg, kind=obj["kind"])
+    # (load_state_dict copies into the model's fp32 parameters: 16-bit files come back as fp32)
     weights = {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in obj["weights"].items()}
     try:
         model.net.load_state_dict(weights)

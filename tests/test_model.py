@@ -469,3 +469,31 @@ def test_untrained_precond_sampler_turns_noise_into_white_detail_of_about_sigma_
     img = torch.nn.functional.pixel_shuffle(detail, 4)  # neighbouring pixels: uncorrelated
     corr = (img[..., 1:] * img[..., :-1]).mean() / img.var()
     assert abs(corr.item()) < 0.05
+
+
+def test_16_bit_checkpoints_load_back_as_fp32(tmp_path, tiny):
+    """Distributed weights may be stored at 16 bits: half the file, and fp32 parameters again once loaded."""
+    C.save_checkpoint(tmp_path / "full.pt", tiny)
+    C.save_checkpoint(tmp_path / "half.pt", tiny, dtype=torch.float16)
+    assert (tmp_path / "half.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size
+    assert all(v.dtype == torch.float16 for v in C.read_checkpoint(tmp_path / "half.pt")["weights"].values()
+               if v.is_floating_point())
+    loaded = C.load_checkpoint(tmp_path / "half.pt")
+    assert all(p.dtype == torch.float32 for p in loaded.net.parameters())
+    for (k, a), b in zip(tiny.net.state_dict().items(), loaded.net.state_dict().values()):
+        torch.testing.assert_close(b, a.half().float(), rtol=0, atol=0, msg=k)  # exactly the rounded weights
+
+
+def test_manifest_refuses_a_flipped_bit_by_name(tmp_path, tiny):
+    C.save_checkpoint(tmp_path / "student.pt", M.make_student(tiny), dtype=torch.float16)
+    C.save_checkpoint(tmp_path / "other.pt", tiny)  # not listed: loads without a check
+    manifest = C.write_manifest(tmp_path, ["student.pt"])
+    assert manifest.read_text().split() == [C.sha256(tmp_path / "student.pt"), "student.pt"]
+    assert C.verify(tmp_path / "student.pt") and not C.verify(tmp_path / "other.pt")
+    C.load_checkpoint(tmp_path / "student.pt", kind="student")
+    data = bytearray((tmp_path / "student.pt").read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit, somewhere in the weights
+    (tmp_path / "student.pt").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="student.pt does not match its SHA-256 in .*SHA256SUMS.*corrupt or was"):
+        C.load_checkpoint(tmp_path / "student.pt")
+    C.load_checkpoint(tmp_path / "other.pt")
