@@ -97,10 +97,11 @@ def parse_args(argv=None):
     a("--benchmark", action="store_true", help="time a few steps of each stage on synthetic data and exit "
       "(bench.py)")
     args = ap.parse_args(argv)
+    # The settings named on the command line, by the name argparse stores them under (--lr: learning_rate,
+    # --no-compile: compile): a resumed run refuses to change most of them.
+    dests = {flag: action.dest for action in ap._actions for flag in action.option_strings}
     argv = sys.argv[1:] if argv is None else argv
-    # The settings named on the command line (a resumed run refuses to change most of them)
-    given = {x[2:].split("=")[0].replace("-", "_").removeprefix("no_") for x in map(str, argv) if x.startswith("--")}
-    given = {RENAMED.get(k, k) for k in given}
+    given = {dests[x.split("=")[0]] for x in map(str, argv) if x.split("=")[0] in dests}
     for k, v in PRESET_DEFAULTS[args.preset].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
@@ -108,7 +109,6 @@ def parse_args(argv=None):
         if getattr(args, k) is None:
             setattr(args, k, v)
     return args, given
-
 
 
 # A resumed run takes its settings from last.pt, as nanoGPT's does, except those that say what to do now,

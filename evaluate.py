@@ -27,7 +27,6 @@ device) and compare.png (the same crop of LR | every method | HR for every image
 
 import argparse
 import csv
-import math
 import sys
 import zlib
 from pathlib import Path
@@ -40,7 +39,7 @@ from data import demo_images, find_div2k, find_images, load_image, save_png
 from degrade import PRESETS, degrade
 from metrics import (IQA_METRICS, SCALE, bicubic_plus_noise, hf_corr, hf_ratio, iqa_metrics, lf_psnr, psnr,
                      rgb_to_y, ssim)
-from report import write_html
+from report import fmt, write_html
 from runtime import PRECISIONS, peak_memory, resolve_device, resolve_precision, timed
 from sample import upscale_image
 
@@ -160,12 +159,6 @@ def compare_grid(rows, labels, path, crop=160):
 # ---------------------------------------------------------------------------------------------------
 
 
-def fmt(v, digits=4):
-    if isinstance(v, str) or v is None:
-        return "n/a"
-    return "inf" if math.isinf(v) else f"{v:.{digits}g}"
-
-
 NOISY = "bicubic+noise"  # the baseline's label, and its folder under --out
 
 
@@ -268,12 +261,11 @@ def main(argv=None):
         for r in rows:
             w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
     command = "python evaluate.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    summary = write_summary(out, rows, shown, nets, peak, iqa, args, teacher_steps, device, dtype, len(pairs),
-                            command)
+    summary, setup = write_summary(out, rows, shown, nets, peak, iqa, args, teacher_steps, device, dtype,
+                                   len(pairs), command)
     # 5. The web page: a before/after slider per image over the saved PNGs, the tables and the set-up
     shown_columns = [k for k in METRIC_COLUMNS if any(r.get(k) is not None for r in rows)]
     means = [{"method": m, **{k: mean(rows, m, k) for k in shown_columns}} for m in shown]
-    setup = summary_setup(out / "summary.md")
     write_html(out, {s: hr.shape[-1] for s, hr, _ in pairs}, ["lr", *shown, "hr"], rows, means, shown_columns,
                [f"Command: {command}", *setup])
     print(summary)
@@ -290,12 +282,8 @@ def mean(rows, method, key):
     return sum(vals) / len(vals) if vals else None
 
 
-def summary_setup(path):
-    """The lines of summary.md's set-up section (checkpoints, LR inputs, device, versions)."""
-    return path.read_text().split("## Set-up\n", 1)[1].strip().splitlines()
-
-
 def write_summary(out, rows, methods, nets, peak, iqa, args, teacher_steps, device, dtype, n, command):
+    """Write summary.md; returns (the table for the terminal, the set-up lines that index.html shows too)."""
     import platform
 
     table = ["| method | " + " | ".join(METRIC_COLUMNS) + " | parameters | peak memory |",
@@ -327,6 +315,9 @@ def write_summary(out, rows, methods, nets, peak, iqa, args, teacher_steps, devi
     runs = (f"The teacher runs its deterministic sampler for {teacher_steps} steps (teacher_1step: its single "
             f"network call at t = T); the student one step." if "teacher" in methods else
             "No teacher checkpoint: the student runs one step.")
+    setup = [f"- checkpoints: {checkpoints}", f"- LR inputs: {lr_inputs}",
+             f"- device: {device_name} ({device}), {str(dtype).removeprefix('torch.')}",
+             f"- versions: Python {platform.python_version()}, {', '.join(versions)}"]
     text = f"""# Evaluation: {n} images ({args.data}{', LR from ' + args.lr_dir if args.lr_dir else ''})
 
 {chr(10).join(table)}
@@ -357,13 +348,10 @@ rgb2ycbcr), no border crop, in fp64.
   Networks run in tiles of at most {args.tile} LR pixels.
 
 ## Set-up
-- checkpoints: {checkpoints}
-- LR inputs: {lr_inputs}
-- device: {device_name} ({device}), {str(dtype).removeprefix('torch.')}
-- versions: Python {platform.python_version()}, {', '.join(versions)}
+{chr(10).join(setup)}
 """
     (out / "summary.md").write_text(text)
-    return "\n".join(table) + "\n" + speed + ("\n".join(unavailable) + "\n" if unavailable else "")
+    return "\n".join(table) + "\n" + speed + ("\n".join(unavailable) + "\n" if unavailable else ""), setup
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch
 
 from degrade import degrade
 
+
 def make_preview(run, dataset, n=4):
     """A fixed batch (the same crops and degradations all run long) for the sample grids."""
     hr = torch.stack([dataset[(i % len(dataset), 1000 + i)] for i in range(n)]).to(run.device)

@@ -15,10 +15,8 @@ slider at 30 % with those two methods (what the screenshots in the README were t
 """
 
 import html
+import math
 from pathlib import Path
-
-# How each column of the tables is printed (None = n/a)
-DIGITS = {"psnr": 2, "ssim": 4, "lf_psnr": 2, "hf_ratio": 3, "hf_corr": 4, "psnr_vs_teacher": 2, "latency_ms": 1}
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; }
@@ -62,17 +60,18 @@ for (const box of document.querySelectorAll('.slider')) {
 """
 
 
-def fmt(value, column):
-    if value is None or value == "":
+def fmt(v, digits=4):
+    """A metric as the tables print it (summary.md's and the page's): 4 significant digits, n/a if missing."""
+    if isinstance(v, str) or v is None:
         return "n/a"
-    return f"{float(value):.{DIGITS.get(column, 4)}f}"
+    return "inf" if math.isinf(v) else f"{v:.{digits}g}"
 
 
 def table(rows, columns, first):
     """An HTML table: one row per dict, `first` the key of the first (label) column."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in [first, *columns])
     body = "".join("<tr>" + f"<td>{html.escape(str(r[first]))}</td>"
-                   + "".join(f"<td>{fmt(r.get(c), c)}</td>" for c in columns) + "</tr>" for r in rows)
+                   + "".join(f"<td>{fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 

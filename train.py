@@ -117,7 +117,6 @@ class Run:
         return bool(bad.item())
 
 
-
 # ---------------------------------------------------------------------------------------------------
 # Set-up: the networks and optimizers of each stage
 # ---------------------------------------------------------------------------------------------------
@@ -393,10 +392,10 @@ def train_stage(run, name, st, dataset, iters, step_fn, preview):
         run.print(f"{name} done: {run.out / f'{name}.pt'}")
 
 
-def stop_on_nan(run, stage, step, saved):
+def stop_on_nan(run, name, step, saved):
     kept = f"the last good checkpoint is {run.out / 'last.pt'} (step {saved})" if saved else \
         "no checkpoint was written before it"
-    run.print(f"error: a loss became NaN or infinite in the {stage} stage by step {step}; {kept}. "
+    run.print(f"error: a loss became NaN or infinite in the {name} stage by step {step}; {kept}. "
               "Try a lower --lr, --precision fp32, or a smaller --grad-clip.")
     sys.exit(1)
 
