@@ -2,9 +2,11 @@
 evaluate.py: bicubic vs the multi-step teacher vs the one-step student, with the field's metrics and speed.
 
     python evaluate.py --ckpt runs/vpdsr/student.pt --data demo                  # the held-out demo photos
+    python evaluate.py --ckpt runs/vpdsr/student.pt --data photos+demo           # and the held-out corpus photos
     python evaluate.py --ckpt runs/vpdsr/student.pt --data DIV2K                 # DIV2K's 100 validation images
     python evaluate.py --ckpt runs/vpdsr/student.pt --data RealSR/HR --lr-dir RealSR/LR
     python evaluate.py --ckpt runs/vpdsr/student.pt --teacher runs/vpdsr/teacher.pt --teacher-steps 2 --data demo
+    python evaluate.py --teacher runs/vpdsr/teacher.pt --data photos+demo        # a teacher alone, before distillation
 
 HR images are cropped (top-left) to a multiple of 4. Without --lr-dir, each LR input is made by degrade.py
 with a seed fixed per image name, so every method sees the same input and a rerun gives the same numbers.
@@ -14,7 +16,8 @@ saved files, on the Y channel.
 Methods (rows): bicubic; bicubic+noise (bicubic plus white noise with the student's high-frequency energy:
 the baseline that cheap "detail" must beat); teacher (its deterministic sampler, all T steps of its
 checkpoint unless --teacher-steps says otherwise) and teacher_1step (its single network call at t = T),
-when a teacher checkpoint is there; student (one step).
+when a teacher checkpoint is there; student (one step), when a student checkpoint is given (bicubic+noise
+needs it).
 
 Metrics (columns): psnr and ssim (the field's definitions, SSIM exactly as pyiqa computes it), lf_psnr
 (structure: PSNR of 4×4 block means), hf_ratio (detail energy) and hf_corr (is that detail the real
@@ -35,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from checkpoint import load_checkpoint
-from data import demo_images, find_div2k, find_images, load_image, save_png
+from data import eval_images, find_div2k, find_images, load_image, save_png
 from degrade import PRESETS, degrade
 from metrics import (IQA_METRICS, SCALE, bicubic_plus_noise, hf_corr, hf_ratio, iqa_metrics, lf_psnr, psnr,
                      rgb_to_y, ssim)
@@ -56,18 +59,20 @@ def image_seed(stem, seed):
 def load_pairs(data, lr_dir, seed, preset="resshift"):
     """[(stem, hr, lr)]: HR cropped top-left to a multiple of the scale; LR from --lr-dir (paired by file
     name) or made by degrade.py with a per-image seed."""
-    if data in ("demo", "demo-train"):  # the held-out photos, or (to see what a model memorised) the training ones
-        hrs = [(name, img.float() / 255) for name, img in demo_images("val" if data == "demo" else "train")]
-    else:
-        try:
+    try:
+        named = eval_images(data)  # demo, demo-train, photos (the held-out corpus crops), or a '+' of them
+        if named is not None:
+            hrs = named
+        else:
             folder = find_div2k("val") if data.lower() == "div2k" else Path(data)
-        except FileNotFoundError as e:
-            raise SystemExit(f"error: {e}") from None
-        if not folder.is_dir():
-            raise SystemExit(f"error: --data {data}: no such folder (and not 'demo', 'demo-train' or 'DIV2K')")
-        hrs = [(p.stem, p) for p in find_images(folder)]
-        if not hrs:
-            raise SystemExit(f"error: no images found in {folder}")
+            if not folder.is_dir():
+                raise SystemExit(f"error: --data {data}: no such folder (and not 'demo', 'demo-train', 'photos' "
+                                 "or 'DIV2K')")
+            hrs = [(p.stem, p) for p in find_images(folder)]
+    except FileNotFoundError as e:
+        raise SystemExit(f"error: {e}") from None
+    if not hrs:
+        raise SystemExit(f"error: no images found in {data}")
     stems = [s for s, _ in hrs]
     if len(set(stems)) != len(stems):
         raise SystemExit("error: HR images with the same name in different folders: " +
@@ -165,10 +170,11 @@ NOISY = "bicubic+noise"  # the baseline's label, and its folder under --out
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--ckpt", required=True, help="the student checkpoint (student.pt)")
+    ap.add_argument("--ckpt", help="the student checkpoint (student.pt); may be left out when --teacher is given")
     ap.add_argument("--teacher", help="the teacher checkpoint (default: teacher.pt beside --ckpt, if present)")
     ap.add_argument("--data", default="demo", help="HR images: a folder, DIV2K (its validation set), demo (the "
-                    "held-out demo photos), or demo-train (the demo's training photos)")
+                    "held-out demo photos), photos (the held-out corpus photos, a fixed 512² crop of each), "
+                    "demo-train (the demo's training photos), or several joined by '+' (photos+demo)")
     ap.add_argument("--lr-dir", help="LR inputs paired with the HR images by file name (default: degrade.py)")
     ap.add_argument("--out", default="report", help="report folder")
     ap.add_argument("--teacher-steps", type=int, default=None,
@@ -183,8 +189,10 @@ def main(argv=None):
     device = resolve_device(args.device)
     dtype = resolve_precision(args.precision, device)
     out = Path(args.out)
+    if not args.ckpt and not args.teacher:
+        ap.error("give a student (--ckpt student.pt), a teacher (--teacher teacher.pt), or both")
     try:
-        student = load_checkpoint(args.ckpt, kind="student", device=device)
+        student = load_checkpoint(args.ckpt, kind="student", device=device) if args.ckpt else None
         teacher_path = Path(args.teacher) if args.teacher else Path(args.ckpt).with_name("teacher.pt")
         teacher = load_checkpoint(teacher_path, kind="teacher", device=device) \
             if args.teacher or teacher_path.exists() else None
@@ -211,17 +219,18 @@ def main(argv=None):
     # 2. The methods, each output saved as PNG. teacher_1step is the teacher's single network call at
     #    t = T (its estimate of the posterior mean): the student before distillation, since it starts as a
     #    copy of these weights. The student must beat it to show what distillation added.
-    tile, nets = args.tile, {"student": student}
+    tile, nets = args.tile, {"student": student} if student is not None else {}
     methods = {"bicubic": bicubic}
     if teacher is not None:
         nets["teacher"] = nets["teacher_1step"] = teacher
         methods["teacher"] = lambda lr: upscale_image(teacher, lr, teacher_steps, seed=args.seed, tile=tile,
                                                       dtype=dtype)
         methods["teacher_1step"] = lambda lr: upscale_image(teacher, lr, 1, seed=args.seed, tile=tile, dtype=dtype)
-    methods["student"] = lambda lr: upscale_image(student, lr, 1, seed=args.seed, tile=tile, dtype=dtype)
+    if student is not None:
+        methods["student"] = lambda lr: upscale_image(student, lr, 1, seed=args.seed, tile=tile, dtype=dtype)
     latency, peak = run_methods(methods, pairs, out, device)
     # bicubic+noise is made in the metrics phase (it needs the student's saved output), right after bicubic
-    shown = ["bicubic", NOISY, *(m for m in methods if m != "bicubic")]
+    shown = ["bicubic", *([NOISY] if student is not None else []), *(m for m in methods if m != "bicubic")]
 
     # 3. Metrics on the saved files, in fp32 (fp64 inside)
     from tqdm import tqdm
@@ -232,10 +241,11 @@ def main(argv=None):
         saved = {m: load_image(out / m / f"{stem}.png")[0] for m in methods}
         # The bicubic+noise baseline: the saved bicubic image plus white noise with the student's hf_ratio
         # on this image, drawn from a seed fixed by the image's name (so reruns give the same numbers)
-        noisy = bicubic_plus_noise(saved["bicubic"], hr, hf_ratio(saved["student"], hr),
-                                   seed=image_seed(f"{stem}/{NOISY}", args.seed))
-        save_png(noisy, out / NOISY / f"{stem}.png")
-        saved[NOISY] = load_image(out / NOISY / f"{stem}.png")[0]
+        if student is not None:
+            noisy = bicubic_plus_noise(saved["bicubic"], hr, hf_ratio(saved["student"], hr),
+                                       seed=image_seed(f"{stem}/{NOISY}", args.seed))
+            save_png(noisy, out / NOISY / f"{stem}.png")
+            saved[NOISY] = load_image(out / NOISY / f"{stem}.png")[0]
         outputs = {m: saved[m] for m in shown}
         for m, sr in outputs.items():
             row = {"image": stem, "method": m, "psnr": psnr(sr, hr), "ssim": ssim(sr, hr),
@@ -294,7 +304,7 @@ def write_summary(out, rows, methods, nets, peak, iqa, args, teacher_steps, devi
         cells = [fmt(mean(rows, m, k)) for k in METRIC_COLUMNS] + [params, peak.get(m, "n/a")]
         table.append(f"| {m} | " + " | ".join(cells) + " |")
     speed = ""
-    if "teacher" in methods:
+    if "teacher" in methods and "student" in methods:
         teacher_ms, student_ms = mean(rows, "teacher", "latency_ms"), mean(rows, "student", "latency_ms")
         speed = (f"\nStudent speed-up over the {teacher_steps}-step teacher: {teacher_ms / student_ms:.1f}× "
                  "(mean latency).\n")
@@ -305,9 +315,8 @@ def write_summary(out, rows, methods, nets, peak, iqa, args, teacher_steps, devi
             versions.append(f"{pkg} {__import__(pkg).__version__}")
         except ImportError:
             versions.append(f"{pkg} not installed")
-    checkpoints = f"student {args.ckpt}"
-    if "teacher" in methods:
-        checkpoints += f", teacher {args.teacher or Path(args.ckpt).with_name('teacher.pt')}"
+    checkpoints = ", ".join(([f"student {args.ckpt}"] if args.ckpt else []) + (
+        [f"teacher {args.teacher or Path(args.ckpt).with_name('teacher.pt')}"] if "teacher" in methods else []))
     lr_inputs = args.lr_dir or (f"degrade.py, preset {args.degradation}, seed fixed per image name "
                                 f"(base seed {args.seed})")
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()

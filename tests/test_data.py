@@ -4,6 +4,7 @@
 """
 
 import struct
+from pathlib import Path
 import zlib
 
 import numpy as np
@@ -163,6 +164,7 @@ def test_download_fetches_the_official_archive_with_its_checksum(tmp_path, monke
         make_folder(D.Path(download_root) / "DIV2K_train_HR", rgb, n=1)
 
     monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", fake_download)
+    monkeypatch.setattr(D, "reachable", lambda url, timeout=5.0: True)
     ds = D.build_dataset("DIV2K", patch_size=32, download=True)
     assert len(ds) == 1
     assert calls == [("http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip", "DIV2K",
@@ -291,3 +293,153 @@ def test_cli_demo_photos(tmp_path):
     for name in D.DEMO_EVAL:
         assert (tmp_path / f"{name}_preview.png").exists()
         assert D.load_image(tmp_path / f"{name}_lr1.png")[0].shape[-2] == getattr(skimage.data, name)().shape[0] // 2
+
+
+# ------------------------------------------------------------------ the photo corpus
+
+
+def test_photo_split_is_disjoint_and_complete():
+    assert len(D.PHOTOS_EVAL) >= 8 and len(D.PHOTOS_TRAIN) >= 20
+    assert set(D.PHOTOS_EVAL) <= set(D.PHOTOS)  # every held-out photo is in the table
+    assert not set(D.PHOTOS_TRAIN) & set(D.PHOTOS_EVAL)
+    assert set(D.PHOTOS_TRAIN) | set(D.PHOTOS_EVAL) == set(D.PHOTOS)
+    # no photo under two names (the same file twice would leak a held-out photo into training)
+    assert len({p.sha256 for p in D.PHOTOS.values()}) == len(D.PHOTOS)
+    assert len({(p.package, p.path) for p in D.PHOTOS.values()}) == len(D.PHOTOS)
+    # no name shared with the demo photos: evaluate.py pairs by name (--data photos+demo)
+    assert not set(D.PHOTOS) & set(D.DEMO_TRAIN + D.DEMO_EVAL)
+    for p in D.PHOTOS.values():
+        assert len(p.sha256) == 64 and int(p.sha256, 16) >= 0 and p.author and p.licence
+
+
+def test_credits_file_lists_every_photo():
+    """docs/CREDITS.md is the table in data.py, written by `python data.py --credits`: never edited apart."""
+    from pathlib import Path
+
+    credits = (Path(__file__).parent.parent / "docs" / "CREDITS.md").read_text()
+    assert credits == D.credits_markdown()
+    for name, p in D.PHOTOS.items():
+        assert f"| {name} | {'eval' if name in D.PHOTOS_EVAL else 'train'} | {p.author} | {p.licence} |" in credits
+
+
+def fake_package(tmp_path, files):
+    """A real .deb (built by dpkg-deb) holding `files` {path inside the package: PIL image}."""
+    import subprocess
+
+    root = tmp_path / "pkgroot"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text("Package: fake-wallpapers\nVersion: 1.0\nArchitecture: all\n"
+                                             "Maintainer: nobody <nobody@example.org>\nDescription: test\n")
+    for path, im in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        im.save(root / path, quality=95)
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(tmp_path / "fake.deb")],
+                   check=True, capture_output=True)
+    return tmp_path / "fake.deb"
+
+
+@pytest.fixture
+def fake_corpus(tmp_path, monkeypatch):
+    """Two photos in one fake package; `apt-get download` replaced by a copy of that .deb."""
+    import shutil
+    import subprocess
+
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("dpkg-deb is not installed")
+    big = Image.fromarray(np.ascontiguousarray(np.tile(skimage.data.astronaut(), (2, 5, 1))))  # 2560 × 1024
+    small = Image.fromarray(skimage.data.coffee())
+    deb = fake_package(tmp_path, {"usr/share/a.jpg": big, "usr/share/b.jpg": small})
+    files = tmp_path / "unpacked"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(files)], check=True)
+    photos = {n: D.Photo("fake-wallpapers", f"usr/share/{f}", D.sha256_file(files / "usr/share" / f), "me", "CC0-1.0")
+              for n, f in (("big", "a.jpg"), ("small", "b.jpg"))}
+    monkeypatch.setattr(D, "PHOTOS", photos)
+    calls = []
+    real_run = subprocess.run
+
+    def run(cmd, cwd=None, **kw):
+        if cmd[:2] == ["apt-get", "download"]:
+            calls.append(cmd[-1])
+            shutil.copy(deb, Path(cwd) / f"{cmd[-1]}_1.0_all.deb")
+            return subprocess.CompletedProcess(cmd, 0, "", "")
+        return real_run(cmd, cwd=cwd, **kw)
+
+    monkeypatch.setattr(D.subprocess, "run", run)
+    monkeypatch.setattr(D.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    return photos, calls
+
+
+def test_fetch_checks_resizes_and_is_a_no_op_when_done(tmp_path, fake_corpus):
+    photos, calls = fake_corpus
+    root = D.fetch_photos(tmp_path / "photos")
+    assert calls == ["fake-wallpapers"]
+    big = Image.open(root / "big.png")
+    assert big.size == (D.PHOTO_LONG_SIDE, round(1024 * D.PHOTO_LONG_SIDE / 2560))  # long side 2040, aspect kept
+    assert Image.open(root / "small.png").size == (600, 400)  # already small: unchanged
+    D.fetch_photos(tmp_path / "photos")
+    assert calls == ["fake-wallpapers"]  # nothing fetched the second time
+
+
+def test_fetch_refuses_a_changed_file_by_name(tmp_path, fake_corpus, monkeypatch):
+    photos, _ = fake_corpus
+    monkeypatch.setitem(D.PHOTOS, "small", D.Photo(photos["small"].package, photos["small"].path, "0" * 64, "me", "x"))
+    with pytest.raises(RuntimeError, match=r"small \(fake-wallpapers: usr/share/b.jpg: its SHA-256 differs\)"):
+        D.fetch_photos(tmp_path / "photos")
+    assert (tmp_path / "photos" / "big.png").is_file() and not (tmp_path / "photos" / "small.png").exists()
+
+
+def test_fetch_without_apt_names_the_alternatives(tmp_path, monkeypatch):
+    monkeypatch.setattr(D.shutil, "which", lambda tool: None)
+    with pytest.raises(RuntimeError, match="apt-get.*--data /path/to/photos.*DIV2K"):
+        D.fetch_photos(tmp_path / "photos")
+
+
+def test_unfetched_corpus_says_what_to_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("VPDSR_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="python data.py --fetch photos"):
+        D.build_dataset("photos")
+    with pytest.raises(FileNotFoundError, match="python data.py --fetch photos"):
+        D.eval_images("photos+demo")
+
+
+def test_photos_and_demo_join_with_plus(tmp_path, monkeypatch):
+    """--data photos+demo trains on both; the held-out photos are evaluated on their fixed crop."""
+    monkeypatch.setenv("VPDSR_DATA", str(tmp_path))
+    (tmp_path / "photos").mkdir()
+    arr = np.ascontiguousarray(np.tile(skimage.data.astronaut(), (3, 4, 1)))  # 2048 wide, 1536 high
+    arr[::7] = 0  # rows that tell crops apart
+    for name in D.PHOTOS:
+        Image.fromarray(arr).save(tmp_path / "photos" / f"{name}.png")
+    ds = D.build_dataset("photos+demo", patch_size=32)
+    assert len(ds) == len(D.PHOTOS_TRAIN) + len(D.DEMO_TRAIN)
+    stems = {Path(e[0]).stem for e in ds.entries}
+    assert stems >= set(D.PHOTOS_TRAIN) and not stems & set(D.PHOTOS_EVAL)
+    named = dict(D.eval_images("photos+demo"))
+    assert set(named) == set(D.PHOTOS_EVAL) | set(D.DEMO_EVAL)
+    full = torch.from_numpy(arr).permute(2, 0, 1).float() / 255
+    for name, (x, y) in D.PHOTOS_EVAL.items():
+        torch.testing.assert_close(named[name], full[:, y : y + D.EVAL_CROP, x : x + D.EVAL_CROP])
+
+
+def test_div2k_download_without_a_network_fails_at_once_with_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VPDSR_DATA", raising=False)
+    monkeypatch.setattr(D, "reachable", lambda url, timeout=5.0: False)
+    with pytest.raises(RuntimeError, match="data.vision.ee.ethz.ch cannot be reached.*--data photos"):
+        D.find_div2k("train", download=True)
+
+
+def test_scale_augmentation_takes_larger_windows_scaled_down():
+    """A horizontal ramp of one level per pixel: a plain 32-pixel crop spans 31 levels; with min_scale 0.5 the
+    window is 32-64 pixels wide, scaled down to 32, so it spans up to 63 levels."""
+    ramp = torch.arange(256, dtype=torch.uint8).expand(3, 256, -1).contiguous()
+    spans = {}
+    for min_scale in (1.0, 0.5):
+        ds = D.HRCrops([("ramp", ramp)], patch_size=32, min_scale=min_scale)
+        crops = [ds[(0, seed)] for seed in range(60)]
+        assert all(c.shape == (3, 32, 32) for c in crops)
+        spans[min_scale] = [round((c[0, 0].max() - c[0, 0].min()).item() * 255) for c in crops]
+    assert set(spans[1.0]) == {31}
+    assert max(spans[0.5]) > 50 and min(spans[0.5]) >= 30 and max(spans[0.5]) <= 64
+    ds = D.HRCrops([("ramp", ramp)], patch_size=32, min_scale=0.5)
+    assert torch.equal(ds[(0, 7)], ds[(0, 7)])  # still a pure function of the crop's seed

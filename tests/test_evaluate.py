@@ -436,3 +436,21 @@ def test_bad_checkpoint_is_refused(tmp_path, ckpts):
         E.main(["--ckpt", str(ckpts / "teacher.pt"), "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match=r"--teacher-steps 99: .* trained with T = \d+ steps; choose 1 to"):
         E.main(["--ckpt", str(ckpts / "student.pt"), "--teacher-steps", "99", "--out", str(tmp_path)])
+
+
+def test_a_teacher_alone(tmp_path, ckpts_t3):
+    """--teacher without --ckpt: the teacher before any student; no student and no bicubic+noise rows."""
+    out = tmp_path / "report"
+    assert E.main(["--teacher", str(ckpts_t3 / "teacher.pt"), "--data", "demo", "--out", str(out),
+                   "--degradation", "bicubic"]) == 0
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [r["method"] for r in rows[:3]] == ["bicubic", "teacher", "teacher_1step"] and len(rows) == 6
+    assert not (out / "student").exists() and not (out / "bicubic+noise").exists()
+    assert "- checkpoints: teacher " in (out / "summary.md").read_text()
+    # bicubic LR inputs: the classic downscale of the HR image, nothing random
+    hr = E.load_image(out / "hr" / "rocket.png")[0]
+    expected = torch.nn.functional.interpolate(hr[None], scale_factor=0.25, mode="bicubic", antialias=True)
+    torch.testing.assert_close(E.load_image(out / "lr" / "rocket.png")[0], expected[0].clamp(0, 1),
+                               atol=0.6 / 255, rtol=0)
+    with pytest.raises(SystemExit):
+        E.main(["--data", "demo", "--out", str(out)])  # neither a student nor a teacher
