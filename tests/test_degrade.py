@@ -167,12 +167,15 @@ def test_final_filter_is_delta_or_sinc():
     torch.testing.assert_close(D.filter2d(img, delta[:1]), img)
 
 
-def test_filter2d_blurs_each_sample_with_its_own_kernel():
-    img = torch.cat([photo(size=(48, 40)), photo("coffee", size=(48, 40))])
-    ks = D.random_blur_kernels(2, STAGE1, gen(3), pad_to=21)
+@pytest.mark.parametrize("size,sinc", [((48, 40), 0.0), ((48, 40), 1.0), ((8, 6), 0.0)])
+def test_filter2d_blurs_each_sample_with_its_own_kernel(size, sinc):
+    """Against a direct convolution, one sample at a time."""
+    img = torch.cat([photo(size=size), photo("coffee", size=size)])
+    ks = D.random_blur_kernels(2, replace(STAGE1, sinc_prob=sinc), gen(3), pad_to=21)
     out = D.filter2d(img, ks)
     for i in range(2):
-        x = torch.nn.functional.pad(img[i : i + 1], (10,) * 4, mode="reflect")
+        mode = "reflect" if min(size) > 10 else "replicate"  # (too small to reflect a 21×21 kernel's border)
+        x = torch.nn.functional.pad(img[i : i + 1], (10,) * 4, mode=mode)
         ref = torch.nn.functional.conv2d(x.transpose(0, 1), ks[i][None, None]).transpose(0, 1)
         torch.testing.assert_close(out[i : i + 1], ref, atol=1e-5, rtol=1e-5)
 
@@ -251,12 +254,12 @@ def test_usm_target_only_in_realesrgan_preset():
 
 def test_deterministic_under_a_seed_and_different_across_seeds():
     hr = torch.cat([photo(size=(128, 128)), photo("coffee", size=(128, 128))])
-    for cfg in PRESETS.values():
+    for name, cfg in PRESETS.items():
         a = degrade(hr, cfg, gen(7))[1]
         b = degrade(hr, cfg, gen(7))[1]
         c = degrade(hr, cfg, gen(8))[1]
         assert torch.equal(a, b)
-        assert not torch.equal(a, c)
+        assert torch.equal(a, c) == (name == "bicubic")  # (the classic downscale has nothing random)
     torch.manual_seed(5)  # without a generator, torch's global seed decides
     a = degrade(hr)[1]
     torch.manual_seed(5)
@@ -354,3 +357,55 @@ def test_cuda_batch_is_deterministic_and_valid():
         _, b = degrade(hr, cfg, gen(1))
         assert a.device.type == "cuda" and a.shape == (4, 3, 64, 64)
         assert torch.equal(a, b)
+
+
+# ------------------------------------------------------------------ the lighter presets
+
+
+def test_bicubic_preset_is_the_classic_downscale():
+    """LR = an antialiased bicubic ×4 downscale, 8 bits: checked against Pillow's (an independent
+    implementation of the same filter, a = −0.5, support widened by the scale)."""
+    from PIL import Image
+
+    hr = photo(size=(256, 192))
+    _, lr = degrade(hr, PRESETS["bicubic"], gen())
+    arr = (hr[0].permute(1, 2, 0) * 255).round().byte().numpy()
+    ref = np.asarray(Image.fromarray(arr).resize((48, 64), Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    diff = (lr[0].permute(1, 2, 0).numpy() - ref)
+    assert np.abs(diff).max() < 2.5 / 255 and np.abs(diff).mean() < 0.5 / 255  # (8-bit rounding of both)
+    assert torch.equal(lr, degrade(hr, PRESETS["bicubic"], gen(1))[1])  # nothing random
+
+
+def test_light_preset_is_one_mild_stage(monkeypatch):
+    spy = run(monkeypatch, PRESETS["light"])
+    names = spy.names(("filter2d", "resize", "jpeg"))
+    assert names == ["filter2d", "resize", "jpeg"]  # one stage: blur, straight to the LR size, one JPEG
+    assert [d[1] for n, d in spy.calls if n == "resize"] == [(32, 32)]
+    # mild: close to the clean downscale (far closer than the heavy preset), but not the same
+    hr = torch.cat([photo(size=(256, 256)), photo("coffee", size=(256, 256)), photo("chelsea", size=(256, 256))])
+    clean = degrade(hr, PRESETS["bicubic"])[1]
+
+    def psnr(a, b):
+        return (-10 * torch.log10(((a - b) ** 2).mean((1, 2, 3)))).mean().item()
+
+    light = [psnr(degrade(hr, PRESETS["light"], gen(s))[1], clean) for s in range(6)]
+    heavy = [psnr(degrade(hr, PRESETS["resshift"], gen(s))[1], clean) for s in range(6)]
+    assert 28 < np.mean(light) < 50 and np.mean(heavy) < np.mean(light) - 5
+
+
+@pytest.mark.parametrize("prob", [0.0, 1.0])
+def test_noise_prob_turns_a_stage_noise_off(prob):
+    img = photo(size=(32, 32))
+    st = replace(PRESETS["light"].stage1, noise_prob=prob)
+    noisy = D.add_noise(img, st, gen(), gen())
+    assert torch.equal(noisy, img) == (prob == 0.0)
+
+
+def test_antialiased_downscale_removes_aliasing():
+    """A stripe pattern at 3/4 of Nyquist: a naive ×4 bicubic keeps a strong alias, the antialiased one
+    (what the light preset uses) averages it away."""
+    x = torch.arange(128, dtype=torch.float32)
+    stripes = (0.5 + 0.5 * torch.cos(math.pi * 0.75 * x)).expand(1, 3, 128, 128).contiguous()
+    naive = D.resize(stripes, (32, 32), "bicubic")
+    smooth = D.resize(stripes, (32, 32), "bicubic", antialias=True)
+    assert naive.std() > 0.1 and smooth.std() < 0.02
