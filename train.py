@@ -284,7 +284,7 @@ def teacher_step(run, st: TeacherStage, hr, step):
         with torch.no_grad():  # (in fp32: an autoencoder under autocast would hand back bf16 latents)
             x0, y0 = st.teacher.encode(hr).float(), st.teacher.encode_lr(lr).float()
         # 3. the forward process at t ~ U{1..T}: x_t = x₀ + η_t·(y₀ − x₀) + κ·√η_t·ε
-        t = torch.randint(1, st.teacher.cfg.T + 1, (hr.shape[0],), generator=dg, device=hr.device)
+        t = draw_timesteps(st.teacher.cfg.T, hr.shape[0], run.args.p_last, dg, hr.device)
         eps = torch.randn(x0.shape, generator=dg, device=hr.device, dtype=x0.dtype)
         x_t = st.teacher.q_sample(x0, y0, t, eps)
         # 4. estimate x₀ and regress: ‖f_θ(x_t, LR, t) − x₀‖², weighted over t by --loss-weight
@@ -295,6 +295,17 @@ def teacher_step(run, st: TeacherStage, hr, step):
     optimize(loss, st.opt, st.sched, st.scaler, st.raw.parameters(), run.args.grad_clip)
     ema_update(st.ema.net, st.raw, run.args.ema, step)
     return {"loss": loss.detach()}
+
+
+def draw_timesteps(T, n, p_last, generator, device):
+    """t for n samples: uniform over 1..T (ResShift), or, with p_last, t = T with probability p_last and
+    uniform over 1..T−1 otherwise. The one-step student and the teacher's one call run at t = T alone, so
+    the share of steps spent there sets how fast they learn; the rest keeps the sampler's later steps
+    trained."""
+    if p_last is None:
+        return torch.randint(1, T + 1, (n,), generator=generator, device=device)
+    last = torch.rand(n, generator=generator, device=device) < p_last
+    return torch.where(last, T, torch.randint(1, T, (n,), generator=generator, device=device))
 
 
 def student_step(run, st: StudentStage, hr, step):
@@ -439,8 +450,8 @@ def main(argv=None):
 
     # 2. Data: random HR crops; the degradation into LR inputs happens on the device, inside each step
     try:
-        dataset = build_dataset(args.data, "train", args.patch_size, args.download)
-    except (FileNotFoundError, ValueError) as e:
+        dataset = build_dataset(args.data, "train", args.patch_size, args.download, min_scale=args.min_scale)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
     run.print(f"{len(dataset)} training images from {dataset.name}; {run.world} process(es) on {run.device}, "
               f"{str(run.dtype).removeprefix('torch.')}, compile {'on' if run.compile else 'off'}")

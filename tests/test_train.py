@@ -255,3 +255,15 @@ def test_learning_rate_schedules(kind):
         assert lrs[4:] == [1.0] * 16
     else:  # 1/2·(1 + cos(π·(s − 4)/16)) after the warm-up
         assert lrs[4:] == pytest.approx([0.5 * (1 + math.cos(math.pi * (s - 4) / 16)) for s in range(4, 20)])
+
+
+def test_timesteps_uniform_or_weighted_towards_T():
+    g = torch.Generator().manual_seed(0)
+    uniform = T.draw_timesteps(4, 40_000, None, g, "cpu")
+    assert set(uniform.tolist()) == {1, 2, 3, 4}
+    assert abs((uniform == 4).float().mean().item() - 0.25) < 0.01
+    weighted = T.draw_timesteps(4, 40_000, 0.7, g, "cpu")
+    assert abs((weighted == 4).float().mean().item() - 0.7) < 0.01
+    rest = weighted[weighted < 4]
+    assert set(rest.tolist()) == {1, 2, 3} and abs((rest == 1).float().mean().item() - 1 / 3) < 0.02
+    assert set(T.draw_timesteps(4, 100, 1.0, g, "cpu").tolist()) == {4}
