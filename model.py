@@ -208,9 +208,9 @@ class SRModel(nn.Module):
             nn.init.zeros_(self.net.conv_out.bias)
             # x_t's input weights start at zero too. At t = T, x_t is almost pure noise (48 unit-variance
             # channels beside the condition): with random weights that noise swamps the first layer, and the
-            # one call can stall at F ≈ 0 (measured: the light degradation, 2 000 steps, no gain at all). From
-            # zero, the network learns first from the condition (LR, y₀), as a plain regression would, and
-            # grows the x_t weights where x_t carries information (small t).
+            # one call learns slowly or not at all (measured with the LR image as the only condition: +0.42 dB
+            # over bicubic instead of −0.03). From zero, the network learns first from the condition (LR,
+            # y₀), as a plain regression would, and grows the x_t weights where x_t carries information.
             with torch.no_grad():
                 self.net.conv_in.weight[:, : self.codec.channels].zero_()
         eta = eta_schedule(cfg.T, cfg.kappa, cfg.p, cfg.sqrt_eta_T, cfg.min_noise_level)

@@ -267,3 +267,12 @@ def test_timesteps_uniform_or_weighted_towards_T():
     rest = weighted[weighted < 4]
     assert set(rest.tolist()) == {1, 2, 3} and abs((rest == 1).float().mean().item() - 1 / 3) < 0.02
     assert set(T.draw_timesteps(4, 100, 1.0, g, "cpu").tolist()) == {4}
+
+
+def test_p_last_follows_the_recipe_unless_given():
+    from config import parse_args
+
+    assert parse_args(["--preset", "tiny"])[0].p_last == 0.5  # the pixel recipe
+    assert parse_args(["--recipe", "resshift"])[0].p_last is None  # ResShift: t uniform over 1..T
+    assert parse_args(["--p-last", "none"])[0].p_last is None  # said on the command line, over the recipe
+    assert parse_args(["--recipe", "resshift", "--p-last", "0.3"])[0].p_last == 0.3
