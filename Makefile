@@ -23,8 +23,8 @@ demo: $(VENV)/installed
 	@echo "Upscaled:     results/demo/*_x4.png"
 	@echo "Evaluation:   results/demo/report/index.html (open it in a browser: sliders per image), summary.md, metrics.csv, compare.png"
 
-# The longer CPU recipe (measured: 45 minutes on one core): the same networks, 10 000 teacher steps and
-# 1 000 student steps; the README's "Results" reports what it reaches.
+# The longer CPU recipe: the same networks, 10 000 teacher steps and 1 000 student steps (45 minutes on one
+# core with the recipe of commit cdee5d0, whose results the README's "Results" reports).
 demo-long: $(VENV)/installed
 	$(PY) train.py --data demo --preset tiny --out runs/demo-long --overwrite --teacher-iters 10000 --student-iters 1000
 	$(PY) evaluate.py --ckpt runs/demo-long/student.pt --data demo --out results/demo-long/report
