@@ -1,8 +1,11 @@
 """
-data.py: the photos and the training data: reading and writing images, the demo photos and their split,
-DIV2K, and the endless stream of random HR crops a training run consumes.
+data.py: the photos and the training data: reading and writing images, the demo photos, the photo corpus
+(fetched from Debian's packages) and their splits, DIV2K, and the endless stream of random HR crops a
+training run consumes.
 
-    dataset = build_dataset("demo", "train", patch_size=64)      # or "DIV2K", or a folder of images
+    python data.py --fetch photos                                 # the corpus, once (about a minute)
+
+    dataset = build_dataset("demo", "train", patch_size=64)      # or "photos", "DIV2K", a folder, "photos+demo"
     loader = build_loader(dataset, batch_size=8, workers=0, seed=0)
     hr = next(iter(loader))                                       # (8, 3, 64, 64) in [0, 1]
 
