@@ -19,7 +19,6 @@ carry a SHA256SUMS manifest (`write_manifest`); loading then refuses a file whos
 last.pt, the full training state for --resume, is train.py's own (see save_state there).
 """
 
-import hashlib
 import os
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import torch
 
 from model import ModelConfig, SRModel
+from runtime import sha256_file
 
 # v2 added the recipe fields param and sigma_data to the config. A v1 file predates them: it was trained
 # with the x₀ parametrisation, which is what loading it restores. A config without `cond` (added later in
@@ -62,15 +62,10 @@ def atomic_save(obj, path):
 MANIFEST = "SHA256SUMS"
 
 
-def sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def write_manifest(folder, names):
     """Write folder/SHA256SUMS for the files `names` in it (check by hand with `sha256sum -c SHA256SUMS`)."""
     folder = Path(folder)
-    lines = [f"{sha256(folder / n)}  {n}" for n in sorted(names)]
+    lines = [f"{sha256_file(folder / n)}  {n}" for n in sorted(names)]
     (folder / MANIFEST).write_text("\n".join(lines) + "\n")
     return folder / MANIFEST
 
@@ -89,7 +84,7 @@ def verify(path):
     expected = listed.get(path.name)
     if expected is None:
         return False
-    actual = sha256(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise ValueError(f"{path} does not match its SHA-256 in {manifest} (expected {expected[:16]}..., got "
                          f"{actual[:16]}...): the file is corrupt or was changed; restore it (git checkout, or "

@@ -15,10 +15,8 @@ interrupted run resume exactly.
 """
 
 import argparse
-import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
+
+from runtime import reachable, sha256_file
 
 # torchvision is imported lazily where used (the DIV2K download): it makes `import data` ~2 s slower in
 # every DataLoader worker and test.
@@ -288,11 +288,6 @@ def fetch_photos(root=None):
     return root
 
 
-def sha256_file(path):
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def find_photos(split="train"):
     """The corpus's PNGs of a split ("train", or "val": the held-out photos, whole); an error that says how
     to fetch them when they are not there."""
@@ -315,18 +310,6 @@ def div2k_candidates():
     return roots
 
 
-def reachable(url, timeout=5.0):
-    """Whether url's server accepts a connection within `timeout` seconds: checked before a download, so
-    that a machine without internet fails at once instead of hanging."""
-    parts = urlparse(url)
-    try:
-        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
-                                 timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def find_div2k(split="train", download=False):
     """The folder of DIV2K HR images of a split, in the official layout <root>/DIV2K_train_HR/*.png."""
     folder, url, md5 = DIV2K_ARCHIVES[split]
@@ -338,7 +321,7 @@ def find_div2k(split="train", download=False):
 
         root = div2k_candidates()[-1] if os.environ.get("VPDSR_DATA") else div2k_candidates()[0]
         server = urlparse(url).hostname
-        if not reachable(url):
+        if not reachable(url, timeout=5.0):  # (fail at once on a machine without internet)
             raise RuntimeError(f"cannot download DIV2K: its server {server} cannot be reached from this machine. "
                                f"Download {url} elsewhere and unzip it into {root}, or train on the photo corpus "
                                "(--data photos --download) or a folder of your own photos (--data /path/to/photos).")

@@ -144,6 +144,8 @@ PRESETS = {
     # The classic ×4 task (bicubic downscale with antialiasing, as MATLAB's imresize, then 8 bits): what
     # Set5 / DIV2K "bicubic" benchmarks mean, and the easiest task to learn.
     "bicubic": DegradationConfig(pipeline="bicubic"),
+    # (one-stage runs stage 1 only; stage 2 and the final sinc are set to LIGHT and a 1×1 delta so that
+    # the kernels degrade() draws for them, unused, stay no larger than stage 1's)
     "light": DegradationConfig(pipeline="one-stage", stage1=LIGHT, stage2=LIGHT, final_sinc_sizes=(1,),
                                antialias=True),
     # The ResShift / SinSR set, VPD-SR's lineage: heavy, for GPU runs on DIV2K.

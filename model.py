@@ -24,14 +24,14 @@ Symbols, as in the papers (ResShift, Yue et al. 2023; SinSR, Wang et al. 2024):
 import json
 import math
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from runtime import reachable
 
 # ---------------------------------------------------------------------------------------------------
 # Settings: saved into every checkpoint, so that a file alone rebuilds its model
@@ -429,12 +429,7 @@ def hub_reachable(timeout=3.0):
         return False
     from huggingface_hub import constants
 
-    url = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+    return reachable(constants.ENDPOINT, timeout)
 
 
 def load_autoencoder(name, subfolder=""):

@@ -283,7 +283,8 @@ def teacher_step(run, st: TeacherStage, hr, step):
         # 2. latents: x₀ = encode(HR), y₀ = encode(bicubic↑LR)
         with torch.no_grad():  # (in fp32: an autoencoder under autocast would hand back bf16 latents)
             x0, y0 = st.teacher.encode(hr).float(), st.teacher.encode_lr(lr).float()
-        # 3. the forward process at t ~ U{1..T}: x_t = x₀ + η_t·(y₀ − x₀) + κ·√η_t·ε
+        # 3. the forward process at t in 1..T (draw_timesteps: t = T for a share --p-last of the samples):
+        #    x_t = x₀ + η_t·(y₀ − x₀) + κ·√η_t·ε
         t = draw_timesteps(st.teacher.cfg.T, hr.shape[0], run.args.p_last, dg, hr.device)
         eps = torch.randn(x0.shape, generator=dg, device=hr.device, dtype=x0.dtype)
         x_t = st.teacher.q_sample(x0, y0, t, eps)

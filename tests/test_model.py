@@ -488,7 +488,7 @@ def test_manifest_refuses_a_flipped_bit_by_name(tmp_path, tiny):
     C.save_checkpoint(tmp_path / "student.pt", M.make_student(tiny), dtype=torch.float16)
     C.save_checkpoint(tmp_path / "other.pt", tiny)  # not listed: loads without a check
     manifest = C.write_manifest(tmp_path, ["student.pt"])
-    assert manifest.read_text().split() == [C.sha256(tmp_path / "student.pt"), "student.pt"]
+    assert manifest.read_text().split() == [C.sha256_file(tmp_path / "student.pt"), "student.pt"]
     assert C.verify(tmp_path / "student.pt") and not C.verify(tmp_path / "other.pt")
     C.load_checkpoint(tmp_path / "student.pt", kind="student")
     data = bytearray((tmp_path / "student.pt").read_bytes())
