@@ -19,12 +19,13 @@ demo: $(VENV)/installed
 	$(PY) sample.py results/degrade/chelsea_lr0.png results/degrade/rocket_lr0.png --ckpt runs/demo/student.pt -o results/demo
 	$(PY) evaluate.py --ckpt runs/demo/student.pt --data demo --out results/demo/report
 	@echo "Degradations: results/degrade/*_preview.png (HR, then each LR version)"
-	@echo "Training:     runs/demo/ (samples/*.png: LR | teacher | student | HR; loss_*.png; log.jsonl)"
+	@echo "Training:     runs/demo/ (samples/teacher_*.png: LR | teacher | HR, samples/student_*.png: LR | teacher | student | HR; loss_*.png; log.jsonl)"
 	@echo "Upscaled:     results/demo/*_x4.png"
 	@echo "Evaluation:   results/demo/report/index.html (open it in a browser: sliders per image), summary.md, metrics.csv, compare.png"
 
-# The longer CPU recipe: the same networks, 10 000 teacher steps and 1 000 student steps (45 minutes on one
-# core with the recipe of commit cdee5d0, whose results the README's "Results" reports).
+# The longer CPU recipe: the same networks, 10 000 teacher steps and 1 000 student steps (at commit cdee5d0,
+# whose results docs/RESULTS.md reports: 33 + 11 minutes, each on one core of two while the other core ran
+# other jobs).
 demo-long: $(VENV)/installed
 	$(PY) train.py --data demo --preset tiny --out runs/demo-long --overwrite --teacher-iters 10000 --student-iters 1000
 	$(PY) evaluate.py --ckpt runs/demo-long/student.pt --data demo --out results/demo-long/report

@@ -1,9 +1,8 @@
 """
-bench.py: how fast training runs, part by part. The same entry point as `train.py --benchmark`:
+bench.py: how fast training runs, part by part.
 
     python bench.py --preset base                       # the one-GPU recipe: base UNet, batch 32, 256² patches
     python bench.py --preset tiny --device cpu          # the CPU demo's networks
-    python train.py --benchmark --preset base           # the same (train.py hands over to this file)
 
 Any train.py flag applies (--batch-size, --patch-size, --precision, --compile, --clip, --w-ess, ...). Both
 stages run a few warm-up steps and then timed ones on synthetic data (random HR crops, degraded on the
@@ -19,6 +18,7 @@ import torch
 
 import losses as L
 import train as T
+from config import parse_args
 from degrade import degrade
 from runtime import peak_memory, timed
 
@@ -64,12 +64,12 @@ def benchmark(run, warmup=3):
     with run.autocast(), torch.no_grad():
         student = stage.student
         y0 = student.encode_lr(lr)
-        eps = torch.randn_like(y0)
-        sr = student.decode(student(student.prior_sample(y0, eps), lr, student.cfg.T)).float()
+        x_T = student.prior_sample(y0, torch.randn_like(y0))
+        sr = student.decode(student.one_step(x_T, lr, y0)).float()
 
     def student_fwd_bwd(i):
         with run.autocast():
-            x0_hat = student(student.prior_sample(y0, eps), lr, student.cfg.T)
+            x0_hat = student.one_step(x_T, lr, y0)
             loss = L.distillation(x0_hat, y0) + student.decode(x0_hat).float().mean()
         T.optimize(loss, stage.opt, stage.sched, stage.scaler, stage.raw.parameters(), a.grad_clip)
 
@@ -92,7 +92,7 @@ def benchmark(run, warmup=3):
         stage.raw_disc.requires_grad_(False)
 
     with run.autocast():
-        targets = ms(lambda i: L.distillation_target(stage.teacher, y0, lr, eps))
+        targets = ms(lambda i: L.distillation_target(stage.teacher, x_T, y0, lr))
     rows += [("student", "step, end to end", step, peak_memory(dev)),
              ("student", "  degradation", degradation, ""),
              ("student", f"  teacher targets ({stage.teacher.cfg.T} steps, no grad)", targets, ""),
@@ -109,7 +109,7 @@ def benchmark(run, warmup=3):
 
 
 def main(argv=None):
-    args, _ = T.parse_args(argv)
+    args, _ = parse_args(argv)
     run = T.Run(args)
     torch.manual_seed(args.seed)
     return benchmark(run)

@@ -28,11 +28,13 @@ import torch
 from model import ModelConfig, SRModel
 from runtime import sha256_file
 
-# v2 added the recipe fields param and sigma_data to the config. A v1 file predates them: it was trained
-# with the x₀ parametrisation, which is what loading it restores. A config without `cond` (added later in
-# v2) takes ModelConfig's default, the LR image: what those files were trained with.
+# The config a file holds is complete for the version that wrote it; settings added since take, when a file
+# lacks them, the value every file before them was trained with (not today's defaults, which differ):
+#   param, sigma_data   added with v2; v1 files predict x₀ (σ_d is then unused)
+#   cond                added later in v2; older files see the LR image alone
 FORMAT = "vpdsr-checkpoint-v2"
-OLD_FORMATS = {"vpdsr-checkpoint-v1": {"param": "x0"}}
+OLD_FORMATS = ("vpdsr-checkpoint-v1",)
+BEFORE_IT_EXISTED = {"param": "x0", "sigma_data": 0.2, "cond": "lr"}
 
 
 def save_checkpoint(path, model: SRModel, dtype=None, **extra):
@@ -106,13 +108,12 @@ def read_checkpoint(path, kind=None):
     if not isinstance(obj, dict) or not {"format", "kind", "config", "weights"} <= obj.keys() \
             or not str(obj["format"]).startswith("vpdsr-checkpoint-"):
         raise ValueError(f"{path} is not a vpdsr checkpoint (expected {expected} written by train.py)")
-    if obj["format"] in OLD_FORMATS:  # an older file: the settings it predates take their old values
-        obj["config"] = {**OLD_FORMATS[obj["format"]], **obj["config"]}
-    elif obj["format"] != FORMAT:
+    if obj["format"] not in (FORMAT, *OLD_FORMATS):
         raise ValueError(f"{path} is a {obj['format']} file, which this version of vpdsr (reading "
                          f"{FORMAT} and {', '.join(OLD_FORMATS)}) cannot read: update vpdsr")
     if kind is not None and obj["kind"] != kind:
         raise ValueError(f"{path} holds a {obj['kind']}, but {expected} is expected here")
+    obj["config"] = {**BEFORE_IT_EXISTED, **obj["config"]}  # (the settings an older file predates)
     return obj
 
 
@@ -136,3 +137,4 @@ def load_checkpoint(path, kind=None, device="cpu", vae=None):
     except RuntimeError as e:
         raise ValueError(f"{path}: the weights do not fit the network its config describes: {e}") from None
     return model.to(device).eval()
+

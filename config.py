@@ -11,27 +11,35 @@ import argparse
 import sys
 
 from degrade import PRESETS as DEGRADATIONS
-from model import CONDITIONS, PARAMETRISATIONS
+from model import CONDITIONS, PARAMETRISATIONS, RESSHIFT, ModelConfig
 from runtime import PRECISIONS
 
-# The diffusion recipe: --recipe picks one, and any of its flags given on the command line wins.
+# The diffusion recipe: --recipe picks one, and any of its flags given on the command line wins. The network's
+# half of each recipe is model.py's: ModelConfig's defaults (pixel) or RESSHIFT; the training half is here.
+#   pixel     the default, measured best for the pixel latent: T = 4, κ = 0.25 and a last noise level of
+#             κ·√η_1 = 0.01 (the recipe study, docs/RESULTS.md); the output preconditioned around y₀ with
+#             σ_d = 0.03; y₀ beside the LR image as the condition; half of the teacher's steps at t = T. At
+#             t = T the network's x_t input is almost pure noise: seeing y₀ as well is what let its one call
+#             beat bicubic on held-out photos (+0.64 dB where the LR image alone gave nothing, at make demo's
+#             budget). σ_d below the measured spread of x₀ − y₀ (0.06 on the photos under the bicubic task,
+#             0.10 under resshift) keeps an under-trained sampler from inventing noise and halos (its loss
+#             against bicubic went from −1.7 dB at σ_d = 0.1 to −0.5). The learning rate decays (cosine) to 0
+#             at the last step: at a constant 1e-3 the light-degradation teacher's one call fell back to
+#             bicubic between steps 1 200 and 2 000.
 #   resshift  ResShift's published settings (T = 15, κ = 2, the network predicts x₀, t uniform), made for the
 #             latent of a VQGAN whose values have a standard deviation of about 1.
-#   pixel     what was measured best for the pixel latent: T = 4, κ = 0.25 and a last noise level of
-#             κ·0.04 = 0.01 (the recipe study, README); the output preconditioned around y₀ with σ_d = 0.03;
-#             y₀ beside the LR image as the condition; half of the teacher's steps at t = T (README, "Does
-#             training generalise?"). At t = T the network's x_t input is almost pure noise: seeing y₀ as
-#             well is what let its one call beat bicubic on held-out photos (+0.64 dB where the LR image
-#             alone gave nothing, at make demo's budget). σ_d below the measured spread of x₀ − y₀ (0.06
-#             on the photos under the bicubic task, 0.10 under resshift) keeps an under-trained sampler from
-#             inventing noise and halos (its loss against bicubic went from −1.7 dB at σ_d = 0.1 to −0.5). The
-#             learning rate decays (cosine) to 0 at the last step: at a constant 1e-3 the light-degradation
-#             teacher's one call fell back to bicubic between steps 1 200 and 2 000.
+PIXEL = ModelConfig()
+
+
+def _diffusion(cfg):  # the flags a recipe sets from a ModelConfig's diffusion settings
+    return dict(diffusion_steps=cfg.T, kappa=cfg.kappa, min_noise_level=cfg.min_noise_level, param=cfg.param,
+                sigma_data=cfg.sigma_data, cond=cfg.cond)
+
+
 RECIPES = {
-    "resshift": dict(diffusion_steps=15, kappa=2.0, min_noise_level=0.04, param="x0", sigma_data=0.2,
-                     cond="lr", loss_weight="uniform", lr_schedule="constant", p_last=None),
-    "pixel": dict(diffusion_steps=4, kappa=0.25, min_noise_level=0.04, param="precond", sigma_data=0.03,
-                  cond="lr+y0", loss_weight="uniform", lr_schedule="cosine", p_last=0.5),
+    "pixel": dict(**_diffusion(PIXEL), loss_weight="uniform", lr_schedule="cosine", p_last=0.5),
+    "resshift": dict(**_diffusion(ModelConfig(**RESSHIFT)), loss_weight="uniform", lr_schedule="constant",
+                     p_last=None),
 }
 # Defaults that depend on --preset. `base` is the one-GPU recipe (ResShift's learning rate and EMA);
 # `tiny` makes the CPU demo finish within minutes. Any flag given on the command line wins.
@@ -91,7 +99,8 @@ def parse_args(argv=None):
     a("--w-adv", type=float, default=0.02, help="weight of the adversarial loss")
     a("--hfp-cutoff", type=float, default=0.25, help="HFP: lowest normalized frequency (1 = Nyquist) compared")
     a("--adv-start", type=int, help="student step at which the discriminator joins (preset default)")
-    a("--clip", help="ESS encoder: NAME:PRETRAINED (open_clip), a local weights file, or random (preset default)")
+    a("--clip", help="ESS encoder: NAME:TAG (open_clip, e.g. ViT-B-32:openai), NAME:TAG:FILE (those weights from "
+      "a local file), a local file of ViT-B-32:openai, or random (preset default)")
     a("--vae", default="pixel", help="codec: pixel, or a diffusers VQModel/AutoencoderKL (hub id or local dir)")
     a("--vae-subfolder", default="", help="subfolder of --vae holding the autoencoder (e.g. vqvae)")
     a("--degradation", choices=list(DEGRADATIONS), default="resshift", help="degradation parameters")
@@ -109,8 +118,6 @@ def parse_args(argv=None):
     a("--log-every", type=int, help="steps between log lines (preset default)")
     a("--sample-every", type=int, help="steps between sample grids (preset default)")
     a("--ckpt-every", type=int, help="steps between checkpoints (preset default)")
-    a("--benchmark", action="store_true", help="time a few steps of each stage on synthetic data and exit "
-      "(bench.py)")
     args = ap.parse_args(argv)
     # The settings named on the command line, by the name argparse stores them under (--lr: learning_rate,
     # --no-compile: compile): a resumed run refuses to change most of them.
@@ -132,7 +139,7 @@ def parse_args(argv=None):
 # and those of RESUME_MAY_CHANGE (how long, how fast, how often to log) when the command line gives them: a
 # command line that changes any other setting is refused. Resuming under another number of processes is
 # refused too: batch k is split over the processes, so it would change the data.
-WHAT_TO_DO_NOW = {"stage", "resume", "overwrite", "download", "benchmark", "out"}
+WHAT_TO_DO_NOW = {"stage", "resume", "overwrite", "download", "benchmark", "out"}  # (benchmark: older files)
 RESUME_MAY_CHANGE = {"teacher_iters", "student_iters", "workers", "log_every", "sample_every", "ckpt_every",
                      "device", "compile", "precision"}
 RENAMED = {"lr": "learning_rate", "lr_d": "learning_rate_d"}  # flags' names inside older last.pt files
@@ -150,7 +157,8 @@ def resume_settings(args, given, saved, world):
                 or getattr(args, k) == v:
             continue
         if k in given:
-            sys.exit(f"error: --{k.replace('_', '-')} cannot change when a run is resumed ({v} in {args.out}/last.pt)")
+            flag = {dest: name for name, dest in RENAMED.items()}.get(k, k).replace("_", "-")
+            sys.exit(f"error: --{flag} cannot change when a run is resumed ({v} in {args.out}/last.pt)")
         setattr(args, k, v)
         restored.append(k)
     return restored

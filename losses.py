@@ -6,15 +6,30 @@ The paper distills a multi-step diffusion teacher into a one-step student. Match
 
     L = λ_dist·L_dist + λ_ess·L_ess + λ_hfp·L_hfp + λ_adv·L_adv
 
-    distillation   L_dist = ‖f_φ(x_T, LR, T) − S_θ(x_T, LR)‖²       match the teacher's T-step result
+The four terms of the student's loss (train.student_step), and the discriminator's own:
+
+    term  compares                                        domain                           weight  flag
+    dist  the student's one call x̂₀ = f_φ(x_T, LR, T)     latent (pixel codec: pixel       1.0     --w-dist
+          and the teacher's T-step sample S_θ(x_T, LR)    values in [−1, 1], rearranged)
+          from the same x_T: mean squared error
+    ess   1 − cos of the CLIP embeddings of SR and HR     decoded images in [0, 1] (CLIP   0.1     --w-ess,
+          (the real image, not the teacher)               resizes and normalizes them)             --clip
+    hfp   log-amplitude spectra of SR and HR outside a    decoded images in [0, 1] (2-D    0.05    --w-hfp,
+          disc of radius --hfp-cutoff·Nyquist: L1         FFT per channel)                         --hfp-cutoff
+    adv   −D(SR): the student raises the PatchGAN's       decoded images in [0, 1] (D      0.02    --w-adv, from
+          score of its outputs (g_hinge)                  maps them to [−1, 1])                    --adv-start
+    (D)   D's hinge loss, real HR against detached SR     the same                         its own optimizer,
+          (d_hinge)                                                                        --lr-d
+
+    distillation   L_dist = mean((f_φ(x_T, LR, T) − S_θ(x_T, LR))²)   over every latent element
     ess            L_ess  = 1 − cos(φ_CLIP(SR), φ_CLIP(HR))          Explicit Semantic-aware Supervision
     hfp            L_hfp  = mean(M ⊙ |log(1+|F(SR)|) − log(1+|F(HR)|)|)   High-Frequency Perception
-    g_hinge        L_adv  = −E[D(SR)]                                the student fools the PatchGAN
-    d_hinge        L_D    = E[relu(1 − D(HR))] + E[relu(1 + D(SR))]  the PatchGAN's own loss
+    g_hinge        L_adv  = −E[D(SR)]
+    d_hinge        L_D    = E[relu(1 − D(HR))] + E[relu(1 + D(SR))]
 
 The paper's exact formulas are not public; these are the project's definitions, faithful to its
 description (see README, "Known differences from the paper"). The teacher trains with
-`teacher_loss`, ResShift's ‖f_θ(x_t, LR, t) − x₀‖².
+`teacher_loss`, ResShift's x₀ regression, a mean squared error weighted over t.
 """
 
 from pathlib import Path
@@ -38,14 +53,16 @@ def teacher_loss(x0_hat, x0, weight=None):
 
 
 @torch.no_grad()
-def distillation_target(teacher, y0, lr, eps):
-    """S_θ(x_T, LR): the frozen teacher's deterministic T-step sample from x_T = y₀ + κ√η_T·ε. Given ε it
-    is a function of LR alone, which is what makes one-step distillation well posed."""
-    return sample_deterministic(teacher, y0, lr, eps)
+def distillation_target(teacher, x_T, y0, lr):
+    """S_θ(x_T, LR): the frozen teacher's deterministic T-step sample from x_T = y₀ + κ√η_T·ε, the very x_T
+    the student starts from. Given x_T it is a function of LR alone, which is what makes one-step
+    distillation well posed."""
+    return sample_deterministic(teacher, x_T, y0, lr)
 
 
 def distillation(x0_student, x0_teacher):
-    """Vanilla distillation: the student's one-step x̂₀ against the teacher's T-step result, in latent space."""
+    """Vanilla distillation: the mean squared error of the student's one-step x̂₀ against the teacher's
+    T-step result, in latent space."""
     return F.mse_loss(x0_student.float(), x0_teacher.float())
 
 
@@ -80,15 +97,16 @@ def hfp(sr, hr, cutoff=0.25):
     """L_hfp = mean(M ⊙ |log(1+|F(SR)|) − log(1+|F(HR)|)|), with F the orthonormal 2-D FFT per channel.
 
     The log keeps the huge low-frequency amplitudes from dominating; the mask keeps the loss about
-    detail. The default cutoff, a quarter of Nyquist, is where a ×4 LR image's own spectrum ends: above
-    it, every bit of detail must be restored by the network. On a square crop that band is most of the
-    spectrum: the disc of radius 0.25 left out holds π·0.25²/4 ≈ 5% of the coefficients, so the loss
-    compares the other 95%, which are the ones bicubic upscaling leaves (nearly) empty.
+    detail. M is 1 outside a disc of normalized radius `cutoff` (1 = Nyquist). A ×4 LR image holds
+    frequencies up to a quarter of Nyquist along each axis: a square, |f_x|, |f_y| ≤ 0.25. The default
+    disc, of radius 0.25, is inscribed in that square, so the loss compares everything the LR image lacks
+    (93.75% of the coefficients) and also the square's four corners (1.34%), which the LR image does hold;
+    it leaves out the disc (4.9%), where the amplitudes are the LR image's own.
     """
     # Amplitudes only: the phase says where detail is, and detail invented at a slightly different place
     # is not an error for a perception loss. fp32: an FFT in half precision loses the small amplitudes.
     amp = lambda x: torch.log1p(torch.fft.fft2(x.float(), norm="ortho").abs())  # noqa: E731
-    mask = high_pass_mask(*sr.shape[-2:], cutoff, device=sr.device)  # the band bicubic leaves empty
+    mask = high_pass_mask(*sr.shape[-2:], cutoff, device=sr.device)
     return (mask * (amp(sr) - amp(hr)).abs()).mean()
 
 
@@ -166,40 +184,52 @@ def cached_clip_weights(name, tag):
 def load_clip(spec="ViT-B-32:openai", pretrained=True):
     """The frozen CLIP image encoder of the ESS loss.
 
-    spec: "NAME:PRETRAINED" (an open_clip model name and weight tag, e.g. ViT-B-32:openai),
-    "NAME:/path/weights.pt" (local weights for that architecture), a bare path (ViT-B-32 weights), or
-    "random" (a tiny random encoder: no semantics). Weights that cannot be had fail within seconds.
-    pretrained=False builds the architecture with random weights: for timing only (train.py --benchmark).
+    spec: "NAME:TAG" (an open_clip model name and weight tag, e.g. ViT-B-32:openai: downloaded, or read
+    from the local cache), "NAME:TAG:/path/weights" (those weights, from a local file), "NAME:/path/weights"
+    (a local file, when every known tag of NAME agrees on the activation), a bare path (ViT-B-32:openai's
+    weights, from a local file), or "random" (a tiny random encoder: no semantics). The tag matters for a
+    file too: OpenAI's weights, for one, were trained with QuickGELU, not the GELU the architecture's config
+    names, and loading them without it gives a silently different encoder. Weights that cannot be had fail
+    within seconds. pretrained=False builds the architecture with random weights: for timing only (bench.py).
     """
     import open_clip
 
     if spec == "random":
         return tiny_random_clip()
-    name, _, weights = spec.partition(":")
     if Path(spec).is_file():
-        name, weights = "ViT-B-32", spec
+        spec = f"ViT-B-32:openai:{spec}"
+    name, _, weights = spec.partition(":")
+    tag_name, file = ("", weights) if Path(weights).is_file() else weights.partition(":")[::2]
     if name not in open_clip.list_models():
         raise ValueError(f"--clip {spec}: open_clip has no model '{name}' (see open_clip.list_models())")
+    known = open_clip.list_pretrained_tags_by_model(name)
     tag = {}  # what open_clip records about a weight tag: activation, normalization, where to download
-    if weights and not Path(weights).is_file():
-        tag = open_clip.get_pretrained_cfg(name, weights)
+    if tag_name:
+        tag = open_clip.get_pretrained_cfg(name, tag_name)
         if not tag:
-            tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
-            raise ValueError(f"--clip {spec}: no weights '{weights}' for {name} (known: {tags})")
-    source = weights if pretrained else ""
-    if tag and pretrained:
-        cached = cached_clip_weights(name, weights)
+            raise ValueError(f"--clip {spec}: no weights '{tag_name}' for {name} (known: {', '.join(known) or 'none'})")
+    if file and not Path(file).is_file():
+        raise FileNotFoundError(f"--clip {spec}: no file {file}")
+    if file and not tag_name:  # a file with no tag: its activation must follow from the architecture alone
+        acts = {bool(open_clip.get_pretrained_cfg(name, t).get("quick_gelu", False)) for t in known}
+        if len(acts) > 1:
+            raise ValueError(f"--clip {spec}: say which weights the file holds, as {name}:TAG:{file} (TAG one "
+                             f"of {', '.join(known)}): {name}'s weights differ in activation (QuickGELU or GELU)")
+        tag = {"quick_gelu": acts.pop()} if acts else {}
+    source = (file or tag_name) if pretrained else ""
+    if tag_name and not file and pretrained:
+        cached = cached_clip_weights(name, tag_name)
         if cached:
             source = cached
         elif not hub_reachable():
             raise RuntimeError(
-                f"cannot load the CLIP weights {name}:{weights}: the Hugging Face hub cannot be reached "
-                f"from here and they are not in the local cache.\nPass a local file (--clip {name}:/path/to/"
-                f"open_clip_model.safetensors, downloaded elsewhere), or train without semantics (--clip random)."
+                f"cannot load the CLIP weights {name}:{tag_name}: the Hugging Face hub cannot be reached "
+                f"from here and they are not in the local cache.\nPass a local file (--clip {name}:{tag_name}:"
+                f"/path/to/open_clip_model.safetensors, downloaded elsewhere), or train without semantics "
+                f"(--clip random)."
             )
     try:
-        # The tag's own settings must be applied by hand once `source` is a file path: OpenAI's weights,
-        # for one, were trained with QuickGELU, not the GELU the architecture's config names.
+        # The tag's own settings must be applied by hand once `source` is a file path (see the docstring).
         clip = open_clip.create_model(name, pretrained=source or None, force_quick_gelu=tag.get("quick_gelu", False))
     except Exception as e:  # download or format errors from open_clip / huggingface_hub
         raise RuntimeError(f"cannot load the CLIP weights {spec}: {e}\nPass a local file, or --clip random.") from None

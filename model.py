@@ -8,7 +8,7 @@ model.py: the networks of VPD-SR and the diffusion process they live in.
                    same class is the teacher: sampled in T steps (ancestral ResShift, or deterministic
                    SinSR), and the student: the same network evaluated once, at t = T.
     PatchGAN     the discriminator of the adversarial loss
-    checkpoints  save_checkpoint / load_checkpoint: one .pt file per trained network
+(Saving and loading these networks is checkpoint.py's; the training settings around them, config.py's.)
 
 Symbols, as in the papers (ResShift, Yue et al. 2023; SinSR, Wang et al. 2024):
     x₀ = encode(HR)             the latent of the high-resolution image
@@ -18,7 +18,7 @@ Symbols, as in the papers (ResShift, Yue et al. 2023; SinSR, Wang et al. 2024):
     κ                           the noise scale
     ε ~ N(0, I)                 the noise; given ε, the deterministic teacher is a function of (LR, ε)
 
-`python model.py` prints the two network presets and the √η_t table.
+`python model.py` prints the two network presets and the η_t table of the recipe train.py trains.
 """
 
 import json
@@ -50,22 +50,30 @@ NETWORKS = {
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The defaults of the diffusion settings are ResShift's published ones (Yue et al. 2023: T = 15, κ = 2,
-    p = 0.3, √η_T = 0.99, min_noise_level 0.04, x₀ prediction). train.py's default recipe for the pixel
-    latent differs (T = 4, κ = 0.25, precond): see its RECIPES and README, "The recipe study"."""
+    """Everything that rebuilds a network and its schedule. The defaults are the recipe train.py trains
+    (`--recipe pixel`, config.py), made for the weight-free pixel codec: T = 4 steps, κ = 0.25, a last noise
+    level of κ·√η_1 = 0.01, the output preconditioned around y₀ with σ_d = 0.03, and y₀ beside the LR image
+    as the condition. ResShift's published settings for its VQGAN latent are the named alternative
+    RESSHIFT below (`--recipe resshift`). Why each value: config.py's RECIPES, and the recipe study."""
 
     preset: str = "base"  # network size: a key of NETWORKS
     codec: str = "pixel"  # "pixel", or a diffusers VQModel / AutoencoderKL: hub id or local directory
     codec_subfolder: str = ""  # e.g. "vqvae" inside a pipeline repository
     scale: int = 4  # super-resolution factor
-    T: int = 15  # diffusion steps of the teacher
-    kappa: float = 2.0  # κ, the noise scale
-    p: float = 0.3  # the schedule's power
-    sqrt_eta_T: float = 0.99  # √η_T
-    min_noise_level: float = 0.04  # sets √η_1 = min(min_noise_level/κ, min_noise_level)
-    param: str = "x0"  # what the network's output means: a key of PARAMETRISATIONS (see SRModel.forward)
-    sigma_data: float = 0.2  # σ_d the "precond" output assumes for x₀ − y₀ (measured on the demo crops: 0.2)
-    cond: str = "lr"  # what the network sees beside x_t: a key of CONDITIONS
+    T: int = 4  # diffusion steps of the teacher
+    kappa: float = 0.25  # κ, the noise scale
+    p: float = 0.3  # the schedule's power (ResShift's)
+    sqrt_eta_T: float = 0.99  # √η_T (ResShift's)
+    min_noise_level: float = 0.04  # sets √η_1 = min(min_noise_level/κ, min_noise_level) (ResShift's)
+    param: str = "precond"  # what the network's output means: a key of PARAMETRISATIONS (see SRModel.forward)
+    sigma_data: float = 0.03  # σ_d the "precond" output assumes for x₀ − y₀ (config.py's RECIPES says why)
+    cond: str = "lr+y0"  # what the network sees beside x_t: a key of CONDITIONS
+
+
+# ResShift's published settings (Yue et al. 2023: T = 15, κ = 2, x₀ prediction, the LR image as the only
+# condition), for a VQGAN latent whose values have a standard deviation of about 1:
+# ModelConfig(**RESSHIFT). (σ_d is unused by x₀ prediction; 0.2 is the spread of x₀ − y₀ on the demo crops.)
+RESSHIFT = dict(T=15, kappa=2.0, param="x0", sigma_data=0.2, cond="lr")
 
 
 # How the network's raw output F becomes x̂₀ (SRModel.forward has the formulas):
@@ -143,8 +151,9 @@ def build_codec(cfg: ModelConfig):
 # ---------------------------------------------------------------------------------------------------
 
 
-def eta_schedule(T=15, kappa=2.0, p=0.3, sqrt_eta_T=0.99, min_noise_level=0.04):
-    """η_0, η_1, ..., η_T (η_0 = 0, so that index t holds η_t) of ResShift:
+def eta_schedule(cfg: ModelConfig = ModelConfig()):
+    """η_0, η_1, ..., η_T (η_0 = 0, so that index t holds η_t) of ResShift's schedule, for cfg's T, κ, p,
+    √η_T and min_noise_level:
 
         √η_1 = min(min_noise_level/κ, min_noise_level)
         b    = exp( ln(√η_T / √η_1) / (T − 1) )
@@ -153,12 +162,13 @@ def eta_schedule(T=15, kappa=2.0, p=0.3, sqrt_eta_T=0.99, min_noise_level=0.04):
 
     A geometric progression of √η bent by the power p, which spends more steps near small η.
     """
+    T, kappa, sqrt_eta_T, min_noise_level = cfg.T, cfg.kappa, cfg.sqrt_eta_T, cfg.min_noise_level
     if T < 2:
         raise ValueError(f"T = {T}: the schedule needs at least 2 steps")
     sqrt_eta_1 = min(min_noise_level / kappa, min_noise_level)
     b = math.exp(math.log(sqrt_eta_T / sqrt_eta_1) / (T - 1))
     t = torch.arange(1, T + 1, dtype=torch.float64)
-    beta = ((t - 1) / (T - 1)) ** p * (T - 1)
+    beta = ((t - 1) / (T - 1)) ** cfg.p * (T - 1)
     sqrt_eta = sqrt_eta_1 * b**beta
     return torch.cat([torch.zeros(1, dtype=torch.float64), sqrt_eta**2])
 
@@ -213,7 +223,7 @@ class SRModel(nn.Module):
             # y₀), as a plain regression would, and grows the x_t weights where x_t carries information.
             with torch.no_grad():
                 self.net.conv_in.weight[:, : self.codec.channels].zero_()
-        eta = eta_schedule(cfg.T, cfg.kappa, cfg.p, cfg.sqrt_eta_T, cfg.min_noise_level)
+        eta = eta_schedule(cfg)
         self.register_buffer("eta", eta.float(), persistent=False)  # rebuilt from cfg, not saved
         # The UNet halves the latent len(blocks) − 1 times: inputs must be a multiple of this.
         self.multiple = 2 ** (len(NETWORKS[cfg.preset]["block_out_channels"]) - 1)
@@ -242,6 +252,11 @@ class SRModel(nn.Module):
         """x_T = y₀ + κ·√η_T·ε: where every sampler starts. q_sample at t = T would add (1 − η_T)·(x₀ − y₀)
         (x₀ is unknown at inference; with √η_T = 0.99 that is 2% of the residual, and it is dropped)."""
         return y0 + self.cfg.kappa * self.eta[self.cfg.T].sqrt() * eps
+
+    def one_step(self, x_T, lr, y0, net=None):
+        """VPD-SR's student: x̂₀ = f(x_T, LR, T), one network call at t = T and nothing else. The same call
+        of a teacher is its "one call". `net` stands in for this model's forward (a compiled or tiled one)."""
+        return (self if net is None else net)(x_T, lr, self.cfg.T, y0)
 
     def normalize_input(self, x_t, t):
         """Bring x_t to unit scale before the network (ResShift): latents have variance ≈ 1 + κ²η_t,
@@ -328,30 +343,31 @@ class SRModel(nn.Module):
         y0 = self.encode_lr(lr)
         if eps is None:  # drawn on the CPU: a seed gives the same image on every device
             eps = torch.randn(y0.shape, generator=generator, device="cpu").to(y0)
-        if self.kind == "student" or steps == 1:  # VPD-SR's one step: x̂₀ = f(x_T, LR, T), nothing else
-            z = net(self.prior_sample(y0, eps), lr, self.cfg.T, y0)
+        x_T = self.prior_sample(y0, eps)
+        if self.kind == "student" or steps == 1:  # VPD-SR's one step
+            z = self.one_step(x_T, lr, y0, net)
         elif sampler == "deterministic":
-            z = sample_deterministic(net, y0, lr, eps, steps)
+            z = sample_deterministic(net, x_T, y0, lr, steps)
         elif sampler == "ancestral":
-            z = sample_ancestral(net, y0, lr, eps, steps, generator)
+            z = sample_ancestral(net, x_T, y0, lr, steps, generator)
         else:
             raise ValueError(f"unknown sampler '{sampler}' (deterministic or ancestral)")
         return self.decode(z).clamp(0, 1)
 
 
 @torch.no_grad()
-def sample_deterministic(model, y0, lr, eps, steps=None):
-    """SinSR's deterministic sampler (a DDIM-like ODE for ResShift), from x_T = y₀ + κ√η_T·ε:
+def sample_deterministic(model, x_T, y0, lr, steps=None):
+    """SinSR's deterministic sampler (a DDIM-like ODE for ResShift), from x_T = y₀ + κ√η_T·ε (prior_sample):
 
         x_s = k·x̂₀ + m·x_t + j·y₀,   for consecutive visited timesteps t > s (s = t − 1 with all T steps;
                                       t_next in the code)
         m = √(η_s/η_t),   j = η_s − √(η_s·η_t),   k = 1 − η_s + √(η_s·η_t) − √(η_s/η_t)
 
-    Given ε the result is a deterministic function of (LR, ε): the target the student distills.
+    Given x_T the result is a deterministic function of (LR, x_T): the target the student distills.
     """
     eta = model.eta
     ts = model.timesteps(steps)
-    x = model.prior_sample(y0, eps)
+    x = x_T
     for t, t_next in zip(ts, ts[1:] + [0]):  # t_next = 0 ends at η_0 = 0: m = j = 0, k = 1, so x = x̂₀
         x0_hat = model(x, lr, t, y0)  # the network's guess of the end point, from where the path is now
         # Re-noise x̂₀ to level t_next with the very noise that x_t implies (DDIM's idea): no fresh noise.
@@ -363,8 +379,9 @@ def sample_deterministic(model, y0, lr, eps, steps=None):
 
 
 @torch.no_grad()
-def sample_ancestral(model, y0, lr, eps, steps=None, generator=None):
-    """ResShift's ancestral sampler, from x_T = y₀ + κ√η_T·ε: draw x_s from the posterior q(x_s | x_t, x̂₀),
+def sample_ancestral(model, x_T, y0, lr, steps=None, generator=None):
+    """ResShift's ancestral sampler, from x_T = y₀ + κ√η_T·ε (prior_sample): draw x_s from the posterior
+    q(x_s | x_t, x̂₀),
 
         mean = (η_s/η_t)·x_t + (α/η_t)·x̂₀,   variance = κ²·(η_s/η_t)·α,   α = η_t − η_s
 
@@ -372,7 +389,7 @@ def sample_ancestral(model, y0, lr, eps, steps=None, generator=None):
     """
     eta, kappa = model.eta, model.cfg.kappa
     ts = model.timesteps(steps)
-    x = model.prior_sample(y0, eps)
+    x = x_T
     for t, t_next in zip(ts, ts[1:] + [0]):
         x0_hat = model(x, lr, t, y0)
         alpha = eta[t] - eta[t_next]
@@ -474,4 +491,8 @@ def describe(model: SRModel):
 if __name__ == "__main__":
     for preset in NETWORKS:
         print(describe(SRModel(ModelConfig(preset=preset))))
-    print(json.dumps({t: round(math.sqrt(e), 4) for t, e in enumerate(eta_schedule().tolist())}))
+    for name, cfg in [("the trained recipe (--recipe pixel)", ModelConfig()),
+                      ("ResShift's (--recipe resshift)", ModelConfig(**RESSHIFT))]:
+        eta = eta_schedule(cfg)
+        print(f"η_t, t = 0..{cfg.T}, of {name}: T = {cfg.T}, κ = {cfg.kappa}; the noise std at t is κ·√η_t")
+        print("  " + json.dumps({t: round(e, 6) for t, e in enumerate(eta.tolist())}))

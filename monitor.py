@@ -1,6 +1,7 @@
 """
-monitor.py: what a person watches while train.py runs: sample grids (LR | teacher | student | HR on a fixed
-batch, every --sample-every steps, in <out>/samples/) and loss curves (<out>/loss_<stage>.png, from
+monitor.py: what a person watches while train.py runs: sample grids on a fixed batch, every --sample-every
+steps, in <out>/samples/ (LR | teacher | HR in the teacher stage, LR | teacher | student | HR in the
+student stage) and loss curves (<out>/loss_<stage>.png, from
 log.jsonl).
 """
 

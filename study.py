@@ -1,5 +1,5 @@
 """
-study.py: the measured study behind the teacher recipe (README, "The recipe study").
+study.py: the measured study behind the teacher recipe (docs/RESULTS.md, "The recipe study").
 
 Trains small teachers with train.py, one change at a time, and measures each on the held-out demo photos
 (chelsea, rocket; 3 LR draws each), over several training seeds:
@@ -162,11 +162,12 @@ def measure(ckpt, pairs):
         x0, y0 = model.encode(hr_b), model.encode_lr(lr)
         eps = torch.randn(y0.shape, generator=torch.Generator().manual_seed(E.image_seed(name, draw) + 1))
         row = {"photo": name, "draw": draw, "bicubic": scores(E.bicubic(lr[0]), hr)}
-        row["1call"] = scores(model.decode(model(model.prior_sample(y0, eps), lr, T, y0))[0], hr)
+        x_T = model.prior_sample(y0, eps)
+        row["1call"] = scores(model.decode(model.one_step(x_T, lr, y0))[0], hr)
         det, anc = Recorder(model), Recorder(model)
-        row["det"] = scores(model.decode(sample_deterministic(det, y0, lr, eps))[0], hr)
+        row["det"] = scores(model.decode(sample_deterministic(det, x_T, y0, lr))[0], hr)
         g = torch.Generator().manual_seed(E.image_seed(name, draw) + 2)
-        row["anc"] = scores(model.decode(sample_ancestral(anc, y0, lr, eps, generator=g))[0], hr)
+        row["anc"] = scores(model.decode(sample_ancestral(anc, x_T, y0, lr, generator=g))[0], hr)
         fresh = {}
         for t in range(1, T + 1):
             x_t = model.q_sample(x0, y0, torch.tensor([t]), eps)
@@ -335,7 +336,7 @@ def ablation(teacher, seeds, out, extra=()):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Does training generalise? (README): the tiny teacher at `make demo`'s budget, trained on the photo corpus
+# Does training generalise? (docs/RESULTS.md): the tiny teacher at `make demo`'s budget, trained on the photo corpus
 # or on the eight demo photos, for each degradation preset, measured on photos neither trained on.
 # ---------------------------------------------------------------------------------------------------
 
@@ -396,7 +397,7 @@ def main(argv=None):
     ap.add_argument("--table", action="store_true", help="only print the table of the runs in --out")
     ap.add_argument("--sigma-data", action="store_true", help="measure σ_d on the training photos and exit")
     ap.add_argument("--ablation", metavar="TEACHER", help="run the student-loss ablation from this teacher.pt")
-    ap.add_argument("--generalise", action="store_true", help="the table of README's \"Does training "
+    ap.add_argument("--generalise", action="store_true", help="the table of docs/RESULTS.md's \"Does training "
                     "generalise?\": tiny teachers trained on the corpus or the demo photos, per degradation")
     ap.add_argument("--measure", help=argparse.SUPPRESS)  # (internal: measure one run folder, in its own process)
     args = ap.parse_args(argv)

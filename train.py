@@ -13,19 +13,35 @@ The CPU demo (tiny UNet, a random-weight CLIP; a few minutes on a laptop):
     python train.py --data demo --preset tiny
 Continue an interrupted run (on the same number of processes):
     python train.py --data DIV2K --resume
-Measure speed (ms/step per part, on synthetic data; the harness lives in bench.py):
-    python train.py --benchmark --preset base
+Measure speed (ms/step per part, on synthetic data): python bench.py --preset base
 
 What --out (default runs/vpdsr) receives: teacher.pt and student.pt (inference checkpoints holding EMA
 weights: sample.py and evaluate.py read these), last.pt (the full training state, for --resume: the
 stage and step, the networks, optimizers, schedules and loss scalers, the EMA, the run's settings `args`,
 the number of processes, and for the student stage the teacher's path `teacher_path`), config.json,
-log.jsonl (every loss term per logged step), samples/<stage>_<step>.png (LR | teacher | student | HR) and
-loss_<stage>.png.
+log.jsonl (every loss term per logged step), samples/<stage>_<step>.png (LR | teacher | HR in the teacher
+stage, LR | teacher | student | HR in the student stage) and loss_<stage>.png.
+
+A resumed run (--resume) continues exactly as the uninterrupted run would have: the same batches, the same
+noise, the same weights, step for step (tests/test_train.py checks it). What makes it exact:
+  - last.pt holds, for the stage being trained: the network, its one EMA, the optimizer, the learning-rate
+    schedule and the fp16 loss scaler (and the same four for the discriminator in the student stage), the
+    step, the run's settings and, in the student stage, the teacher's path (STATE_KEYS, save_state).
+  - No random number generator's state needs saving, because every random draw is a function of
+    (--seed, stage, step, process rank), re-derived at each step:
+      the batch of HR crops      data.StepBatches: batch k (which photos, which crops) is seeded from
+                                 (seed + stage, k), and a resumed loader starts at its step (start_step)
+      the degradation            degrade() with the step's CPU generator (Run.generators)
+      t and ε of a teacher step  the step's device generator (draw_timesteps, torch.randn)
+      ε of a student step        the same, in its own stage's stream
+      the sample grids           a fixed batch and a fixed ε (monitor.py), never the training streams
+  - Networks start from torch.manual_seed(--seed) (the teacher) or a copy of the teacher (the student); a
+    resumed run loads them instead.
 
 The file reads in the order a run goes: set-up (processes, device, networks), the two training steps
 (the method itself), the loop that repeats them, and main(). The settings (recipes, presets, flags) are
-config.py's; sample grids and loss curves, monitor.py's; the speed harness, bench.py's.
+config.py's; sample grids and loss curves, monitor.py's; the speed harness (python bench.py), bench.py's,
+which imports this file (and not the other way round).
 """
 
 import json
@@ -209,8 +225,8 @@ def setup_student(run, teacher, resume, clip, preview=None, teacher_path=""):
     return stage
 
 
-# What last.pt holds of each stage, besides its EMA network: enough to continue exactly. Randomness needs no
-# saved RNG state: every step re-derives it from (seed, stage, step).
+# What last.pt holds of each stage, besides its EMA network: enough to continue exactly (the module's
+# docstring lists every random source and why none needs a saved state).
 STATE_KEYS = {"teacher": ("raw", "opt", "sched", "scaler"),
               "student": ("raw", "opt", "sched", "scaler", "raw_disc", "opt_d", "sched_d", "scaler_d")}
 
@@ -316,14 +332,20 @@ def student_step(run, st: StudentStage, hr, step):
     # 1. degrade the HR batch into its LR input, on the device
     hr, lr = degrade(hr, run.deg, g)
     with run.autocast():
-        # 2. x_T = y₀ + κ√η_T·ε from the LR image and fresh noise
+        # 2. x_T = y₀ + κ√η_T·ε from the LR image and fresh noise: built once, the start of both the
+        #    teacher's sampler and the student's one call
         with torch.no_grad():
             y0 = st.student.encode_lr(lr).float()
-        eps = torch.randn(y0.shape, generator=dg, device=hr.device, dtype=y0.dtype)
-        # 3. the teacher's targets: its deterministic T-step sample from the same x_T (frozen, no grad)
-        target = L.distillation_target(st.teacher, y0, lr, eps)
-        # 4. the student: one step, x̂₀ = f_φ(x_T, LR, T), decoded to an image
-        x0_hat = st.student(st.student.prior_sample(y0, eps), lr, st.student.cfg.T, y0)
+            eps = torch.randn(y0.shape, generator=dg, device=hr.device, dtype=y0.dtype)
+            x_T = st.student.prior_sample(y0, eps)
+        # 3. the teacher's target: its deterministic T-step sample from this x_T (frozen, no grad)
+        target = L.distillation_target(st.teacher, x_T, y0, lr)
+        # 4. the student: one call at t = T from the same x_T, decoded to an image. Under the precond
+        #    parametrisation (the default recipe) c_skip(T) ≈ 0 (η_T ≈ 1, so x_T carries almost nothing
+        #    of x₀ − y₀), and the student is x̂₀ = y₀ + c_out(T)·F(c_in(T)·(x_T − y₀), LR, y₀, T): the bicubic
+        #    latent plus a correction, where c_in(T)·(x_T − y₀) ≈ ε is the unit-variance noise the
+        #    network reads beside its condition (model.py, SRModel.precond).
+        x0_hat = st.student.one_step(x_T, lr, y0)
         sr = st.student.decode(x0_hat)
         # 5. the losses, each weighted and logged on its own
         terms = {"dist": L.distillation(x0_hat, target)}
@@ -429,15 +451,11 @@ def main(argv=None):
         resume = torch.load(last, map_location="cpu", weights_only=True)
         world = int(os.environ.get("WORLD_SIZE", 1))  # (torchrun sets it; the processes are not up yet)
         restored = resume_settings(args, given, resume, world)
-    elif last.exists() and not args.overwrite and not args.benchmark:
+    elif last.exists() and not args.overwrite:
         sys.exit(f"error: {args.out} already holds a run: --resume to continue it, --overwrite to start "
                  "again, or --out for a new folder")
     run = Run(args)
     torch.manual_seed(args.seed)
-    if args.benchmark:  # the speed harness lives in its own file
-        import bench
-
-        return bench.benchmark(run)
     if resume:
         run.print(f"resuming {run.out}: {resume['stage']} stage, step {resume['step']}"
                   + (f"; with the run's own {', '.join(restored)}" if restored else ""))

@@ -9,10 +9,11 @@ import model as M
 
 @pytest.fixture(scope="session")
 def ckpts(tmp_path_factory):
-    """A tiny teacher and its student, random weights, saved as train.py would: teacher.pt, student.pt."""
+    """A tiny teacher and its student, random weights, saved as train.py would: teacher.pt, student.pt. ResShift's
+    settings (x₀ output): an untrained network's answer then depends on every input, which the tests need."""
     root = tmp_path_factory.mktemp("runs")
     torch.manual_seed(0)
-    teacher = M.SRModel(M.ModelConfig(preset="tiny"))
+    teacher = M.SRModel(M.ModelConfig(preset="tiny", **M.RESSHIFT))
     C.save_checkpoint(root / "teacher.pt", teacher)
     C.save_checkpoint(root / "student.pt", M.make_student(teacher))
     return root

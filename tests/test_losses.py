@@ -88,10 +88,21 @@ def test_clip_weight_tags_bring_their_activation_and_normalization(tmp_path, mon
     real = open_clip.get_pretrained_cfg
     monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda n, t: tag if t == "mytag" else real(n, t))
     monkeypatch.setattr(L, "cached_clip_weights", lambda name, t: str(tmp_path / "w.pt"))
-    enc = L.load_clip("vpdsr-test-tagged:mytag")
-    assert enc.semantic
-    assert type(enc.visual.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
-    assert enc.mean.flatten().tolist() == [0.5] * 3 and enc.std.flatten().tolist() == [0.25] * 3
+    for spec in ["vpdsr-test-tagged:mytag", f"vpdsr-test-tagged:mytag:{tmp_path / 'w.pt'}"]:  # cache, or a file
+        enc = L.load_clip(spec)
+        assert enc.semantic
+        assert type(enc.visual.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
+        assert enc.mean.flatten().tolist() == [0.5] * 3 and enc.std.flatten().tolist() == [0.25] * 3
+
+
+def test_a_weights_file_without_its_tag_is_refused_where_the_activation_would_be_a_guess(tmp_path):
+    """ViT-B-32's OpenAI weights need QuickGELU, its LAION-2B weights GELU: a file alone cannot say which, and
+    loading it with the wrong one would give a silently different encoder."""
+    (tmp_path / "w.pt").write_bytes(b"not read")
+    with pytest.raises(ValueError, match=r"as ViT-B-32:TAG:.*w\.pt.*openai"):
+        L.load_clip(f"ViT-B-32:{tmp_path / 'w.pt'}")
+    with pytest.raises(FileNotFoundError, match="no file"):
+        L.load_clip(f"ViT-B-32:openai:{tmp_path / 'missing.pt'}")
 
 
 def test_unreachable_clip_weights_fail_fast_with_advice(monkeypatch):
@@ -157,10 +168,10 @@ def test_hinge_losses_on_known_logits():
 
 def test_distillation_target_is_the_teachers_deterministic_sampler():
     torch.manual_seed(0)
-    teacher = M.SRModel(M.ModelConfig(preset="tiny")).eval()
+    teacher = M.SRModel(M.ModelConfig(preset="tiny", **M.RESSHIFT)).eval()  # x₀ output: a random network
     lr = photos(16)
     y0, eps = teacher.encode_lr(lr), torch.randn(3, 48, 16, 16)
-    target = L.distillation_target(teacher, y0, lr, eps)
+    target = L.distillation_target(teacher, teacher.prior_sample(y0, eps), y0, lr)
     assert not target.requires_grad
     # The same sampler written independently, in its DDIM form: each step re-noises x̂₀ to the next level
     # with the noise ε̂ that x_t implies, x_s = x̂₀ + η_s·(y₀ − x̂₀) + κ√η_s·ε̂.
@@ -180,7 +191,7 @@ def test_distillation_target_is_the_teachers_deterministic_sampler():
         def forward(self, x_t, lr, t, y0=None):
             return self.x0.expand_as(x_t)
 
-    perfect = Perfect(M.ModelConfig(preset="tiny"))
+    perfect = Perfect(M.ModelConfig(preset="tiny", **M.RESSHIFT))
     perfect.x0 = torch.rand(1, 48, 16, 16) * 2 - 1
-    torch.testing.assert_close(L.distillation_target(perfect, y0, lr, eps), perfect.x0.expand(3, -1, -1, -1),
-                               atol=1e-5, rtol=0)
+    target = L.distillation_target(perfect, perfect.prior_sample(y0, eps), y0, lr)
+    torch.testing.assert_close(target, perfect.x0.expand(3, -1, -1, -1), atol=1e-5, rtol=0)

@@ -24,7 +24,7 @@ LISTED = [0.02, 0.1172, 0.1763, 0.2336, 0.2916, 0.3510, 0.4124, 0.4759, 0.5417, 
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return SRModel(ModelConfig(preset="tiny")).eval()
+    return SRModel(ModelConfig(preset="tiny", **M.RESSHIFT)).eval()
 
 
 def photo(name="astronaut", size=64):
@@ -35,7 +35,7 @@ def photo(name="astronaut", size=64):
 
 
 def test_eta_matches_the_listed_values():
-    eta = M.eta_schedule()
+    eta = M.eta_schedule(ModelConfig(**M.RESSHIFT))
     assert eta.shape == (16,) and eta[0] == 0
     assert eta[1:].sqrt().tolist() == pytest.approx(LISTED, abs=1e-4)
 
@@ -45,8 +45,9 @@ def test_eta_matches_an_independent_form_of_the_formula(T, kappa, p):
     # b^β_t = (√η_T/√η_1)^(((t−1)/(T−1))^p): the same schedule, written without b and β
     s1 = min(0.04 / kappa, 0.04)
     expected = [(s1 * (0.99 / s1) ** (((t - 1) / (T - 1)) ** p)) ** 2 for t in range(1, T + 1)]
-    assert M.eta_schedule(T, kappa, p)[1:].tolist() == pytest.approx(expected, rel=1e-12)
-    assert (M.eta_schedule(T, kappa, p).diff() > 0).all()
+    cfg = ModelConfig(T=T, kappa=kappa, p=p)
+    assert M.eta_schedule(cfg)[1:].tolist() == pytest.approx(expected, rel=1e-12)
+    assert (M.eta_schedule(cfg).diff() > 0).all()
 
 
 def test_forward_process_moments(tiny):
@@ -76,7 +77,7 @@ def test_input_normalization(tiny):
     class LatentCodec(torch.nn.Module):  # an autoencoder's latent space: divide by √(κ²η_t + 1)
         pixel_range, channels = False, 4
 
-    m = SRModel(ModelConfig(preset="tiny"), codec=LatentCodec())
+    m = SRModel(ModelConfig(preset="tiny", **M.RESSHIFT), codec=LatentCodec())
     out = m.normalize_input(torch.ones(2, 4, 2, 2), t)
     assert out[0].mean().item() == pytest.approx(1 / math.sqrt(4 * 0.02**2 + 1))
     assert out[1].mean().item() == pytest.approx(1 / math.sqrt(4 * 0.99**2 + 1))
@@ -96,11 +97,11 @@ class Oracle(SRModel):
 @pytest.mark.parametrize("sampler", [M.sample_deterministic, M.sample_ancestral])
 @pytest.mark.parametrize("steps", [None, 4, 1])
 def test_samplers_end_exactly_at_x0_with_a_perfect_network(sampler, steps):
-    m = Oracle(ModelConfig(preset="tiny"))
+    m = Oracle(ModelConfig(preset="tiny", **M.RESSHIFT))
     m.x0, m.calls = torch.rand(1, 48, 8, 8) * 2 - 1, []
     y0, eps = torch.rand(1, 48, 8, 8) * 2 - 1, torch.randn(1, 48, 8, 8)
     kwargs = {"generator": torch.Generator().manual_seed(0)} if sampler is M.sample_ancestral else {}
-    out = sampler(m, y0, torch.rand(1, 3, 8, 8), eps, steps, **kwargs)
+    out = sampler(m, m.prior_sample(y0, eps), y0, torch.rand(1, 3, 8, 8), steps, **kwargs)
     torch.testing.assert_close(out, m.x0, atol=1e-5, rtol=0)
     assert m.calls == m.timesteps(steps) and m.calls[0] == 15 and len(m.calls) == (steps or 15)
 
@@ -115,9 +116,9 @@ class Linear(SRModel):
 def test_samplers_follow_their_formulas_step_by_step():
     """Both samplers against their formulas (SinSR's deterministic step, ResShift's posterior), evaluated by
     hand in float64."""
-    m = Linear(ModelConfig(preset="tiny"))
+    m = Linear(ModelConfig(preset="tiny", **M.RESSHIFT))
     y0, eps = torch.full((1, 1, 1, 1), -0.5), torch.full((1, 1, 1, 1), 0.7)
-    eta = M.eta_schedule().tolist()
+    eta = M.eta_schedule(m.cfg).tolist()
     det = anc = -0.5 + 2 * math.sqrt(eta[15]) * 0.7  # x_T = y₀ + κ√η_T·ε
     g = torch.Generator().manual_seed(3)
     for t in range(15, 0, -1):
@@ -130,17 +131,18 @@ def test_samplers_follow_their_formulas_step_by_step():
         anc = eta[s] / eta[t] * anc + alpha / eta[t] * x0
         if s > 0:
             anc += 2 * math.sqrt(eta[s] / eta[t] * alpha) * torch.randn((1, 1, 1, 1), generator=g).item()
-    assert M.sample_deterministic(m, y0, None, eps).item() == pytest.approx(det, abs=1e-5)
-    out = M.sample_ancestral(m, y0, None, eps, generator=torch.Generator().manual_seed(3))
+    x_T = m.prior_sample(y0, eps)
+    assert M.sample_deterministic(m, x_T, y0, None).item() == pytest.approx(det, abs=1e-5)
+    out = M.sample_ancestral(m, x_T, y0, None, generator=torch.Generator().manual_seed(3))
     assert out.item() == pytest.approx(anc, abs=1e-5)
     assert det != pytest.approx(anc, abs=1e-3)
 
 
 def test_samplers_with_fewer_steps_skip_timesteps_by_the_same_formulas():
     """With steps < T the update goes from t straight to the next visited s, with η_s in place of η_{t-1}."""
-    m = Linear(ModelConfig(preset="tiny"))
+    m = Linear(ModelConfig(preset="tiny", **M.RESSHIFT))
     y0, eps = torch.full((1, 1, 1, 1), 0.2), torch.full((1, 1, 1, 1), -0.4)
-    eta = M.eta_schedule().tolist()
+    eta = M.eta_schedule(m.cfg).tolist()
     ts = m.timesteps(4)
     det = anc = 0.2 + 2 * math.sqrt(eta[15]) * -0.4
     g = torch.Generator().manual_seed(5)
@@ -152,8 +154,9 @@ def test_samplers_with_fewer_steps_skip_timesteps_by_the_same_formulas():
         anc = eta[s] / eta[t] * anc + (eta[t] - eta[s]) / eta[t] * x0
         if s > 0:
             anc += 2 * math.sqrt(eta[s] / eta[t] * (eta[t] - eta[s])) * torch.randn((1, 1, 1, 1), generator=g).item()
-    assert M.sample_deterministic(m, y0, None, eps, steps=4).item() == pytest.approx(det, abs=1e-5)
-    out = M.sample_ancestral(m, y0, None, eps, steps=4, generator=torch.Generator().manual_seed(5))
+    x_T = m.prior_sample(y0, eps)
+    assert M.sample_deterministic(m, x_T, y0, None, steps=4).item() == pytest.approx(det, abs=1e-5)
+    out = M.sample_ancestral(m, x_T, y0, None, steps=4, generator=torch.Generator().manual_seed(5))
     assert out.item() == pytest.approx(anc, abs=1e-5)
 
 
@@ -408,7 +411,7 @@ def test_untrained_residual_and_precond_models_start_from_y0(param):
     """The last convolution starts at zero: the residual output is y₀ (the bicubic upscale) at every t; the
     preconditioned output is y₀ + c_skip·(x_t − y₀), which is y₀ at t = T up to η_T's remainder."""
     torch.manual_seed(0)
-    m = SRModel(ModelConfig(preset="tiny", param=param)).eval()
+    m = SRModel(ModelConfig(preset="tiny", param=param, T=15)).eval()
     lr = photo(size=32)
     y0 = m.encode_lr(lr)
     x_t = y0 + 0.3 * torch.randn_like(y0)
@@ -437,12 +440,13 @@ def test_unknown_parametrisation_is_refused():
 
 
 def test_v1_checkpoints_load_as_x0_and_future_formats_are_refused(tmp_path, tiny):
-    """A v1 file predates the param field: it was an x₀-parametrised network, and loads as one."""
+    """A v1 file predates the param and cond fields: it was an x₀-parametrised network that saw the LR image
+    alone, and loads as one, although today's defaults differ."""
     obj = {"format": "vpdsr-checkpoint-v1", "kind": "teacher", "weights": tiny.net.state_dict(),
-           "config": {k: v for k, v in asdict(tiny.cfg).items() if k not in ("param", "sigma_data")}}
+           "config": {k: v for k, v in asdict(tiny.cfg).items() if k not in ("param", "sigma_data", "cond")}}
     torch.save(obj, tmp_path / "v1.pt")
     loaded = C.load_checkpoint(tmp_path / "v1.pt")
-    assert loaded.cfg.param == "x0"
+    assert loaded.cfg.param == "x0" and loaded.cfg.cond == "lr" and ModelConfig().param != "x0"
     lr = photo(size=32)
     eps = torch.randn(1, 48, 32, 32, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(loaded.upscale(lr, eps), tiny.upscale(lr, eps))
@@ -464,7 +468,7 @@ def test_untrained_precond_sampler_turns_noise_into_white_detail_of_about_sigma_
     y0 = m.encode_lr(lr).expand(16, -1, -1, -1)
     eps = torch.randn(y0.shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        detail = M.sample_deterministic(m, y0, lr.expand(16, -1, -1, -1), eps) - y0
+        detail = M.sample_deterministic(m, m.prior_sample(y0, eps), y0, lr.expand(16, -1, -1, -1)) - y0
     assert 0.5 * sigma_d < detail.std().item() < sigma_d
     img = torch.nn.functional.pixel_shuffle(detail, 4)  # neighbouring pixels: uncorrelated
     corr = (img[..., 1:] * img[..., :-1]).mean() / img.var()

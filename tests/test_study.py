@@ -23,7 +23,7 @@ def test_recorder_keeps_every_estimate_of_a_sampler_path():
     y0 = m.encode_lr(lr)
     eps = torch.randn(y0.shape)
     rec = study.Recorder(m)
-    out = M.sample_deterministic(rec, y0, lr, eps)
+    out = M.sample_deterministic(rec, rec.prior_sample(y0, eps), y0, lr)
     assert sorted(rec.x0_hats) == [1, 2, 3, 4]
     torch.testing.assert_close(out, rec.x0_hats[1])  # the last step returns x̂₀ at t = 1
 

@@ -88,7 +88,8 @@ def test_distillation_target_in_the_loop_is_the_teachers_sampler(smoke, monkeypa
     _, lr = degrade(hr, run.deg, g)
     y0 = teacher.encode_lr(lr)
     eps = torch.randn(y0.shape, generator=dg)
-    torch.testing.assert_close(seen["target"], M.sample_deterministic(teacher, y0, lr, eps))
+    x_T = teacher.prior_sample(y0, eps)
+    torch.testing.assert_close(seen["target"], M.sample_deterministic(teacher, x_T, y0, lr))
 
 
 def assert_trained_pair(out, student_steps):
@@ -139,6 +140,20 @@ def test_resume_keeps_the_runs_own_settings(tmp_path, capsys):
     assert json.loads((tmp_path / "config.json").read_text())["args"]["workers"] == 0  # tiny's, not base's
     with pytest.raises(SystemExit, match="--batch-size cannot change when a run is resumed"):
         T.main(["--out", str(tmp_path), "--resume", "--batch-size", "4"])
+    with pytest.raises(SystemExit, match="--lr cannot change"):  # the flag's name, not its dest's
+        T.main(["--out", str(tmp_path), "--resume", "--lr", "0.5"])
+
+
+def test_the_models_defaults_are_the_recipe_training_uses():
+    """One set of defaults: what model.py's ModelConfig says is what train.py trains without flags, and
+    --recipe resshift is model.RESSHIFT."""
+    import model as M
+
+    for argv, cfg in [([], M.ModelConfig()), (["--recipe", "resshift"], M.ModelConfig(**M.RESSHIFT))]:
+        args, _ = T.parse_args(["--preset", "tiny", *argv])
+        assert (args.diffusion_steps, args.kappa, args.min_noise_level, args.param, args.sigma_data, args.cond) \
+            == (cfg.T, cfg.kappa, cfg.min_noise_level, cfg.param, cfg.sigma_data, cfg.cond)
+    assert (M.ModelConfig().T, M.ModelConfig().kappa, M.ModelConfig().param) == (4, 0.25, "precond")
 
 
 def test_resume_under_another_number_of_processes_is_refused(tmp_path, monkeypatch):
@@ -191,7 +206,9 @@ def test_student_stage_from_a_given_teacher(tmp_path, smoke):
 
 
 def test_benchmark_runs_on_cpu(capsys):
-    assert T.main(["--benchmark", "--preset", "tiny", "--batch-size", "2", "--patch-size", "32"]) == 0
+    import bench
+
+    assert bench.main(["--preset", "tiny", "--batch-size", "2", "--patch-size", "32"]) == 0
     out = capsys.readouterr().out
     for part in ["teacher", "student", "degradation", "teacher targets (4 steps", "CLIP ESS", "HFP",
                  "discriminator", "step, end to end", "img/s", "peak memory"]:
