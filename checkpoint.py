@@ -58,6 +58,21 @@ def atomic_save(obj, path):
     os.replace(tmp, path)
 
 
+# The pair this repository ships, trained by `make weights` (weights/README.md, the model card, says on what and
+# how well): what sample.py and evaluate.py use when no checkpoint is given.
+SHIPPED = Path(__file__).resolve().parent / "weights"
+
+
+def shipped(kind="student"):
+    """The path of the shipped teacher or student; an error that says what to do if it is missing."""
+    path = SHIPPED / f"{kind}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"the shipped {kind} ({path}) is missing: restore it (git checkout weights/), "
+                                f"pass a checkpoint of your own, or train one (python train.py --data demo "
+                                f"--preset tiny: a few minutes on a CPU)")
+    return path
+
+
 # A folder of distributed checkpoints carries a manifest, in the format of `sha256sum` (one line per file:
 # the hex digest, two spaces, the file name). Loading a file the manifest lists checks its digest first,
 # so that a corrupted or altered file is refused by name instead of producing wrong images.
@@ -138,3 +153,36 @@ def load_checkpoint(path, kind=None, device="cpu", vae=None):
         raise ValueError(f"{path}: the weights do not fit the network its config describes: {e}") from None
     return model.to(device).eval()
 
+
+# ---------------------------------------------------------------------------------------------------
+# python checkpoint.py --teacher T.pt --student S.pt --to weights: a trained pair, ready to ship
+# ---------------------------------------------------------------------------------------------------
+
+
+def export_pair(teacher, student, folder, dtype=torch.float16):
+    """A trained teacher and its student as 16-bit files teacher.pt and student.pt in `folder`, with the
+    SHA256SUMS manifest that loading checks. Each keeps its config and training step. Returns the paths."""
+    folder = Path(folder)
+    models = {kind: load_checkpoint(src, kind=kind) for kind, src in (("teacher", teacher), ("student", student))}
+    if models["teacher"].cfg != models["student"].cfg:
+        raise ValueError(f"{student} was not distilled from a teacher like {teacher}: their configs differ")
+    for kind, src in (("teacher", teacher), ("student", student)):
+        save_checkpoint(folder / f"{kind}.pt", models[kind], dtype=dtype, step=read_checkpoint(src).get("step"))
+    return [folder / "teacher.pt", folder / "student.pt", write_manifest(folder, ["teacher.pt", "student.pt"])]
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Export a trained teacher and its student as 16-bit files with a "
+                                 "SHA-256 manifest (what weights/ holds).")
+    ap.add_argument("--teacher", required=True, help="the teacher checkpoint (a train.py run's teacher.pt)")
+    ap.add_argument("--student", required=True, help="the student distilled from it (student.pt)")
+    ap.add_argument("--to", metavar="DIR", default="weights", help="where to write them (default: %(default)s)")
+    args = ap.parse_args()
+    try:
+        paths = export_pair(args.teacher, args.student, args.to)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
+    for p in paths:
+        print(f"{p} ({p.stat().st_size / 2**20:.2f} MiB)")

@@ -1,6 +1,7 @@
 """
 evaluate.py: bicubic vs the multi-step teacher vs the one-step student, with the field's metrics and speed.
 
+    python evaluate.py --data demo --degradation light                           # the shipped pair (weights/)
     python evaluate.py --ckpt runs/vpdsr/student.pt --data demo                  # the held-out demo photos
     python evaluate.py --ckpt runs/vpdsr/student.pt --data photos+demo           # and the held-out corpus photos
     python evaluate.py --ckpt runs/vpdsr/student.pt --data DIV2K                 # DIV2K's 100 validation images
@@ -37,7 +38,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from checkpoint import load_checkpoint
+from checkpoint import load_checkpoint, shipped
 from data import eval_images, find_div2k, find_images, load_image, save_png
 from degrade import PRESETS, degrade
 from metrics import (IQA_METRICS, SCALE, bicubic_plus_noise, hf_corr, hf_ratio, iqa_metrics, lf_psnr, psnr,
@@ -170,7 +171,8 @@ NOISY = "bicubic+noise"  # the baseline's label, and its folder under --out
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--ckpt", help="the student checkpoint (student.pt); may be left out when --teacher is given")
+    ap.add_argument("--ckpt", help="the student checkpoint (student.pt); default: the shipped pair, weights/student.pt "
+                    "and weights/teacher.pt, unless --teacher alone is given")
     ap.add_argument("--teacher", help="the teacher checkpoint (default: teacher.pt beside --ckpt, if present)")
     ap.add_argument("--data", default="demo", help="HR images: a folder, DIV2K (its validation set), demo (the "
                     "held-out demo photos), photos (the held-out corpus photos, a fixed 512² crop of each), "
@@ -189,9 +191,9 @@ def main(argv=None):
     device = resolve_device(args.device)
     dtype = resolve_precision(args.precision, device)
     out = Path(args.out)
-    if not args.ckpt and not args.teacher:
-        ap.error("give a student (--ckpt student.pt), a teacher (--teacher teacher.pt), or both")
     try:
+        if not args.ckpt and not args.teacher:  # the shipped pair
+            args.ckpt = str(shipped("student"))
         student = load_checkpoint(args.ckpt, kind="student", device=device) if args.ckpt else None
         teacher_path = Path(args.teacher) if args.teacher else Path(args.ckpt).with_name("teacher.pt")
         teacher = load_checkpoint(teacher_path, kind="teacher", device=device) \

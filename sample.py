@@ -1,9 +1,9 @@
 """
 sample.py: upscale images ×4 with the one-step VPD-SR student, or with its multi-step teacher.
 
-    python sample.py photo.jpg                                  # newest runs/*/student.pt -> results/photo_x4.png
-    python sample.py photos/ more.png -o results/mine --ckpt runs/vpdsr/student.pt
-    python sample.py photo.jpg --ckpt runs/vpdsr/teacher.pt                   # the teacher (all T steps), to compare
+    python sample.py photo.jpg                                  # the shipped student -> results/photo_x4.png
+    python sample.py photos/ more.png -o results/mine --ckpt runs/vpdsr/student.pt   # a student of your own
+    python sample.py photo.jpg --ckpt weights/teacher.pt        # the shipped teacher (all T steps), to compare
     python sample.py huge.png --tile 256 --tile-overlap 32 --color-fix wavelet
     python sample.py photos/ --benchmark                        # latency, images/s and peak memory
 
@@ -14,15 +14,13 @@ Gaussian weights at every step, around one x_t and one noise for the whole image
 """
 
 import argparse
-import glob
-import os
 import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from checkpoint import load_checkpoint
+from checkpoint import load_checkpoint, shipped
 from data import find_images, load_image, save_png
 from runtime import PRECISIONS, available_memory, peak_memory, resolve_device, resolve_precision, timed
 
@@ -204,15 +202,6 @@ def upscale_fitting(model, rgb, per_px, steps, dtype, args, name="", quiet=False
             say(f"{name}: out of GPU memory, retrying with tiles of {tile}x{tile}")
 
 
-def newest_student():
-    found = sorted(glob.glob(os.path.join("runs", "*", "student.pt")), key=os.path.getmtime)
-    if not found:
-        raise SystemExit("error: no checkpoint given and none found at runs/*/student.pt.\n"
-                         "Train one (a few minutes on a CPU): python train.py --data demo --preset tiny\n"
-                         "or pass one with --ckpt PATH.")
-    return found[-1]
-
-
 def plan_outputs(inputs, outdir, scale):
     """[(source, output path or None, error or None)]: files as given, folders searched recursively (their
     sub-folders mirrored under outdir). Never maps an output onto an input, or two inputs onto one output."""
@@ -242,7 +231,8 @@ def main(argv=None):
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (searched recursively)")
     ap.add_argument("-o", "--out", default="results", help="output folder")
-    ap.add_argument("--ckpt", help="checkpoint (student.pt or teacher.pt); default: the newest runs/*/student.pt")
+    ap.add_argument("--ckpt", help="checkpoint (student.pt or teacher.pt); default: the shipped student, "
+                    "weights/student.pt")
     ap.add_argument("--steps", type=int, help="network evaluations: 1 = one step (default for a student); "
                     "N > 1 runs a teacher's sampler (default for a teacher: all T steps)")
     ap.add_argument("--sampler", choices=["deterministic", "ancestral"], default="deterministic",
@@ -264,8 +254,8 @@ def main(argv=None):
 
     device = resolve_device(args.device)
     dtype = resolve_precision(args.precision, device)
-    ckpt = args.ckpt or newest_student()
     try:
+        ckpt = args.ckpt or shipped("student")
         model = load_checkpoint(ckpt, device=device, vae=args.vae)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise SystemExit(f"error: {e}") from None

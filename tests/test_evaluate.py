@@ -438,7 +438,7 @@ def test_bad_checkpoint_is_refused(tmp_path, ckpts):
         E.main(["--ckpt", str(ckpts / "student.pt"), "--teacher-steps", "99", "--out", str(tmp_path)])
 
 
-def test_a_teacher_alone(tmp_path, ckpts_t3):
+def test_a_teacher_alone(tmp_path, ckpts_t3, monkeypatch):
     """--teacher without --ckpt: the teacher before any student; no student and no bicubic+noise rows."""
     out = tmp_path / "report"
     assert E.main(["--teacher", str(ckpts_t3 / "teacher.pt"), "--data", "demo", "--out", str(out),
@@ -452,5 +452,8 @@ def test_a_teacher_alone(tmp_path, ckpts_t3):
     expected = torch.nn.functional.interpolate(hr[None], scale_factor=0.25, mode="bicubic", antialias=True)
     torch.testing.assert_close(E.load_image(out / "lr" / "rocket.png")[0], expected[0].clamp(0, 1),
                                atol=0.6 / 255, rtol=0)
-    with pytest.raises(SystemExit):
-        E.main(["--data", "demo", "--out", str(out)])  # neither a student nor a teacher
+    import checkpoint
+
+    monkeypatch.setattr(checkpoint, "SHIPPED", tmp_path / "no-weights")
+    with pytest.raises(SystemExit, match="the shipped student .* is missing"):  # neither: the shipped pair
+        E.main(["--data", "demo", "--out", str(out)])

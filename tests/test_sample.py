@@ -88,19 +88,21 @@ def test_teacher_steps_and_samplers(tmp_path, photos, ckpts, capsys):
     assert "15 steps, deterministic sampler" in capsys.readouterr().out
 
 
-def test_default_checkpoint_is_the_newest_student(tmp_path, monkeypatch, photos, ckpts, capsys):
+def test_default_checkpoint_is_the_shipped_student(tmp_path, monkeypatch, photos, ckpts, capsys):
+    """With no --ckpt, the student in the repository's weights/ (wherever the command runs from); when that
+    file is missing, an error that says what to do."""
+    import checkpoint
+
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match="python train.py --data demo --preset tiny"):
+    monkeypatch.setattr(checkpoint, "SHIPPED", tmp_path / "weights")
+    with pytest.raises(SystemExit, match="the shipped student .* is missing.*python train.py --data demo"):
         run(photos / "odd.png")
-    import os
+    (tmp_path / "weights").mkdir()
     import shutil
 
-    for i, name in enumerate(["old", "new"]):
-        (tmp_path / "runs" / name).mkdir(parents=True)
-        shutil.copy(ckpts / "student.pt", tmp_path / "runs" / name / "student.pt")
-        os.utime(tmp_path / "runs" / name / "student.pt", (1e9 + i, 1e9 + i))
+    shutil.copy(ckpts / "student.pt", tmp_path / "weights" / "student.pt")
     assert run(photos / "odd.png") == 0
-    assert "runs/new/student.pt" in capsys.readouterr().out
+    assert "weights/student.pt: student, one step" in capsys.readouterr().out
     assert (tmp_path / "results" / "odd_x4.png").exists()
 
 
