@@ -1,37 +1,42 @@
-# `make demo` and `make test` set everything up on first use: a virtual environment in .venv,
+# `make demo`, `make weights` and `make test` set everything up on first use: a virtual environment in .venv,
 # (re)installed whenever requirements.txt changes.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo demo-long test clean
+.PHONY: demo weights test clean
 
 $(VENV)/installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -r requirements.txt
 	touch $@
 
-# The whole method on the demo photos, on a CPU in a few minutes: see the degradations, train the tiny
-# teacher and student, upscale the held-out photos' LR versions, evaluate bicubic / teacher / student.
+# The method in a few minutes on a CPU, from the shipped teacher (weights/teacher.pt): see the `light`
+# degradation, distil a one-step student from the teacher on the demo photos, upscale the held-out photos'
+# LR versions, evaluate bicubic / teacher / student and write the web page.
 demo: $(VENV)/installed
-	$(PY) degrade.py --demo -o results/degrade --n 4
-	$(PY) train.py --data demo --preset tiny --out runs/demo --overwrite
+	$(PY) degrade.py --demo -o results/degrade --n 4 --degradation light
+	$(PY) train.py --data demo --preset tiny --degradation light --stage student --teacher weights/teacher.pt --lr 2e-4 --w-adv 0.005 --out runs/demo --overwrite
 	$(PY) sample.py results/degrade/chelsea_lr0.png results/degrade/rocket_lr0.png --ckpt runs/demo/student.pt -o results/demo
-	$(PY) evaluate.py --ckpt runs/demo/student.pt --data demo --out results/demo/report
+	$(PY) evaluate.py --ckpt runs/demo/student.pt --teacher weights/teacher.pt --data demo --degradation light --out results/demo/report
 	@echo "Degradations: results/degrade/*_preview.png (HR, then each LR version)"
-	@echo "Training:     runs/demo/ (samples/teacher_*.png: LR | teacher | HR, samples/student_*.png: LR | teacher | student | HR; loss_*.png; log.jsonl)"
+	@echo "Training:     runs/demo/ (samples/student_*.png: LR | teacher | student | HR; loss_student.png; log.jsonl)"
 	@echo "Upscaled:     results/demo/*_x4.png"
 	@echo "Evaluation:   results/demo/report/index.html (open it in a browser: sliders per image), summary.md, metrics.csv, compare.png"
 
-# The longer CPU recipe: the same networks, 10 000 teacher steps and 1 000 student steps (at commit cdee5d0,
-# whose results docs/RESULTS.md reports: 33 + 11 minutes, each on one core of two while the other core ran
-# other jobs).
-demo-long: $(VENV)/installed
-	$(PY) train.py --data demo --preset tiny --out runs/demo-long --overwrite --teacher-iters 10000 --student-iters 1000
-	$(PY) evaluate.py --ckpt runs/demo-long/student.pt --data demo --out results/demo-long/report
+# The shipped pair, from scratch: fetch the photo corpus; train the teacher, then distil the student from it,
+# on the corpus's training photos and the demo's; export both as 16-bit files with their SHA-256 manifest into
+# weights/; evaluate them on the held-out photos. weights/README.md (the model card) gives the measured times:
+# about an hour on an idle 2-core CPU.
+weights: $(VENV)/installed
+	$(PY) data.py --fetch photos
+	$(PY) train.py --data photos+demo --preset tiny --degradation light --stage teacher --teacher-iters 36000 --ckpt-every 2000 --sample-every 6000 --log-every 500 --out runs/ship --overwrite
+	$(PY) train.py --data photos+demo --preset tiny --degradation light --stage student --teacher runs/ship/teacher.pt --lr 2e-4 --w-adv 0.005 --student-iters 1000 --ckpt-every 500 --sample-every 500 --log-every 100 --out runs/ship-student --overwrite
+	$(PY) checkpoint.py --teacher runs/ship/teacher.pt --student runs/ship-student/student.pt --to weights
+	$(PY) evaluate.py --data photos+demo --degradation light --out results/weights/light
 
 test: $(VENV)/installed
 	$(PY) -m pytest
 
 clean:
-	rm -rf results runs/demo runs/demo-long .pytest_cache
+	rm -rf results runs/demo .pytest_cache
