@@ -20,24 +20,21 @@ from runtime import PRECISIONS
 #             κ·√η_1 = 0.01 (the recipe study, docs/RESULTS.md); the output preconditioned around y₀ with
 #             σ_d = 0.03; y₀ beside the LR image as the condition; half of the teacher's steps at t = T. At
 #             t = T the network's x_t input is almost pure noise: seeing y₀ as well is what let its one call
-#             beat bicubic on held-out photos (+0.64 dB where the LR image alone gave nothing, at make demo's
-#             budget). σ_d below the measured spread of x₀ − y₀ (0.06 on the photos under the bicubic task,
+#             beat bicubic on held-out photos (+0.64 dB where the LR image alone gave nothing, at the tiny
+#             preset's budget). σ_d below the measured spread of x₀ − y₀ (0.06 on the photos under the bicubic task,
 #             0.10 under resshift) keeps an under-trained sampler from inventing noise and halos (its loss
 #             against bicubic went from −1.7 dB at σ_d = 0.1 to −0.5). The learning rate decays (cosine) to 0
 #             at the last step: at a constant 1e-3 the light-degradation teacher's one call fell back to
 #             bicubic between steps 1 200 and 2 000.
 #   resshift  ResShift's published settings (T = 15, κ = 2, the network predicts x₀, t uniform), made for the
 #             latent of a VQGAN whose values have a standard deviation of about 1.
-PIXEL = ModelConfig()
-
-
 def _diffusion(cfg):  # the flags a recipe sets from a ModelConfig's diffusion settings
     return dict(diffusion_steps=cfg.T, kappa=cfg.kappa, min_noise_level=cfg.min_noise_level, param=cfg.param,
                 sigma_data=cfg.sigma_data, cond=cfg.cond)
 
 
 RECIPES = {
-    "pixel": dict(**_diffusion(PIXEL), loss_weight="uniform", lr_schedule="cosine", p_last=0.5),
+    "pixel": dict(**_diffusion(ModelConfig()), loss_weight="uniform", lr_schedule="cosine", p_last=0.5),
     "resshift": dict(**_diffusion(ModelConfig(**RESSHIFT)), loss_weight="uniform", lr_schedule="constant",
                      p_last=None),
 }
@@ -139,7 +136,7 @@ def parse_args(argv=None):
 # and those of RESUME_MAY_CHANGE (how long, how fast, how often to log) when the command line gives them: a
 # command line that changes any other setting is refused. Resuming under another number of processes is
 # refused too: batch k is split over the processes, so it would change the data.
-WHAT_TO_DO_NOW = {"stage", "resume", "overwrite", "download", "benchmark", "out"}  # (benchmark: older files)
+WHAT_TO_DO_NOW = {"stage", "resume", "overwrite", "download", "out"}
 RESUME_MAY_CHANGE = {"teacher_iters", "student_iters", "workers", "log_every", "sample_every", "ckpt_every",
                      "device", "compile", "precision"}
 RENAMED = {"lr": "learning_rate", "lr_d": "learning_rate_d"}  # flags' names inside older last.pt files

@@ -198,8 +198,13 @@ def load_clip(spec="ViT-B-32:openai", pretrained=True):
         return tiny_random_clip()
     if Path(spec).is_file():
         spec = f"ViT-B-32:openai:{spec}"
-    name, _, weights = spec.partition(":")
-    tag_name, file = ("", weights) if Path(weights).is_file() else weights.partition(":")[::2]
+    # NAME:TAG, NAME:TAG:FILE or NAME:FILE (a file path may itself hold ':', so the file is what follows
+    # NAME when that is a file, else what follows NAME:TAG)
+    name, _, rest = spec.partition(":")
+    if Path(rest).is_file():
+        tag_name, file = "", rest
+    else:
+        tag_name, _, file = rest.partition(":")
     if name not in open_clip.list_models():
         raise ValueError(f"--clip {spec}: open_clip has no model '{name}' (see open_clip.list_models())")
     known = open_clip.list_pretrained_tags_by_model(name)

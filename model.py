@@ -162,13 +162,13 @@ def eta_schedule(cfg: ModelConfig = ModelConfig()):
 
     A geometric progression of √η bent by the power p, which spends more steps near small η.
     """
-    T, kappa, sqrt_eta_T, min_noise_level = cfg.T, cfg.kappa, cfg.sqrt_eta_T, cfg.min_noise_level
+    T, kappa, p = cfg.T, cfg.kappa, cfg.p
     if T < 2:
         raise ValueError(f"T = {T}: the schedule needs at least 2 steps")
-    sqrt_eta_1 = min(min_noise_level / kappa, min_noise_level)
-    b = math.exp(math.log(sqrt_eta_T / sqrt_eta_1) / (T - 1))
+    sqrt_eta_1 = min(cfg.min_noise_level / kappa, cfg.min_noise_level)
+    b = math.exp(math.log(cfg.sqrt_eta_T / sqrt_eta_1) / (T - 1))
     t = torch.arange(1, T + 1, dtype=torch.float64)
-    beta = ((t - 1) / (T - 1)) ** cfg.p * (T - 1)
+    beta = ((t - 1) / (T - 1)) ** p * (T - 1)
     sqrt_eta = sqrt_eta_1 * b**beta
     return torch.cat([torch.zeros(1, dtype=torch.float64), sqrt_eta**2])
 

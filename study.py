@@ -336,8 +336,8 @@ def ablation(teacher, seeds, out, extra=()):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Does training generalise? (docs/RESULTS.md): the tiny teacher at `make demo`'s budget, trained on the photo corpus
-# or on the eight demo photos, for each degradation preset, measured on photos neither trained on.
+# Does training generalise? (docs/RESULTS.md): the tiny teacher at the tiny preset's budget, trained on the
+# photo corpus or on the eight demo photos, for each degradation preset, measured on photos neither trained on.
 # ---------------------------------------------------------------------------------------------------
 
 GENERALISE_PRESETS = ("bicubic", "light", "resshift")

@@ -16,17 +16,16 @@ Continue an interrupted run (on the same number of processes):
 Measure speed (ms/step per part, on synthetic data): python bench.py --preset base
 
 What --out (default runs/vpdsr) receives: teacher.pt and student.pt (inference checkpoints holding EMA
-weights: sample.py and evaluate.py read these), last.pt (the full training state, for --resume: the
-stage and step, the networks, optimizers, schedules and loss scalers, the EMA, the run's settings `args`,
-the number of processes, and for the student stage the teacher's path `teacher_path`), config.json,
-log.jsonl (every loss term per logged step), samples/<stage>_<step>.png (LR | teacher | HR in the teacher
-stage, LR | teacher | student | HR in the student stage) and loss_<stage>.png.
+weights: sample.py and evaluate.py read these), last.pt (the full training state, for --resume: below),
+config.json, log.jsonl (every loss term per logged step), samples/<stage>_<step>.png (LR | teacher | HR in
+the teacher stage, LR | teacher | student | HR in the student stage) and loss_<stage>.png.
 
 A resumed run (--resume) continues exactly as the uninterrupted run would have: the same batches, the same
 noise, the same weights, step for step (tests/test_train.py checks it). What makes it exact:
   - last.pt holds, for the stage being trained: the network, its one EMA, the optimizer, the learning-rate
     schedule and the fp16 loss scaler (and the same four for the discriminator in the student stage), the
-    step, the run's settings and, in the student stage, the teacher's path (STATE_KEYS, save_state).
+    step, the run's settings `args`, the number of processes and, in the student stage, the teacher's path
+    (STATE_KEYS, save_state).
   - No random number generator's state needs saving, because every random draw is a function of
     (--seed, stage, step, process rank), re-derived at each step:
       the batch of HR crops      data.StepBatches: batch k (which photos, which crops) is seeded from
