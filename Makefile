@@ -15,6 +15,7 @@ $(VENV)/installed: requirements.txt
 # degradation, distil a one-step student from the teacher on the demo photos, upscale the held-out photos'
 # LR versions, evaluate bicubic / teacher / student and write the web page.
 demo: $(VENV)/installed
+	$(PY) metrics.py --fetch-weights
 	$(PY) degrade.py --demo -o results/degrade --n 4 --degradation light
 	$(PY) train.py --data demo --preset tiny --degradation light --stage student --teacher weights/teacher.pt --lr 2e-4 --w-adv 0.005 --out runs/demo --overwrite
 	$(PY) sample.py results/degrade/chelsea_lr0.png results/degrade/rocket_lr0.png --ckpt runs/demo/student.pt -o results/demo
@@ -29,13 +30,15 @@ demo: $(VENV)/installed
 # weights/; evaluate them on the held-out photos. weights/README.md (the model card) gives the measured times:
 # about an hour on an idle 2-core CPU.
 weights: $(VENV)/installed
+	$(PY) metrics.py --fetch-weights
 	$(PY) data.py --fetch photos
 	$(PY) train.py --data photos+demo --preset tiny --degradation light --stage teacher --teacher-iters 36000 --ckpt-every 2000 --sample-every 6000 --log-every 500 --out runs/ship --overwrite
-	$(PY) train.py --data photos+demo --preset tiny --degradation light --stage student --teacher runs/ship/teacher.pt --lr 2e-4 --w-adv 0.005 --student-iters 1000 --ckpt-every 500 --sample-every 500 --log-every 100 --out runs/ship-student --overwrite
+	$(PY) train.py --data photos+demo --preset tiny --degradation light --stage student --teacher runs/ship/teacher.pt --lr 2e-4 --w-adv 0.005 --clip random --w-ess 0.1 --student-iters 1000 --ckpt-every 500 --sample-every 500 --log-every 100 --out runs/ship-student --overwrite
 	$(PY) checkpoint.py --teacher runs/ship/teacher.pt --student runs/ship-student/student.pt --to weights
 	$(PY) evaluate.py --data photos+demo --degradation light --out results/weights/light
 
 test: $(VENV)/installed
+	$(PY) metrics.py --fetch-weights
 	$(PY) -m pytest
 
 clean:

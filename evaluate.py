@@ -8,6 +8,7 @@ evaluate.py: bicubic vs the multi-step teacher vs the one-step student, with the
     python evaluate.py --ckpt runs/vpdsr/student.pt --data RealSR/HR --lr-dir RealSR/LR
     python evaluate.py --ckpt runs/vpdsr/student.pt --teacher runs/vpdsr/teacher.pt --teacher-steps 2 --data demo
     python evaluate.py --teacher runs/vpdsr/teacher.pt --data photos+demo        # a teacher alone, before distillation
+    python evaluate.py --data photos+demo --degradation light --compare realesrgan=results/peers/realesrgan
 
 HR images are cropped (top-left) to a multiple of 4. Without --lr-dir, each LR input is made by degrade.py
 with a seed fixed per image name, so every method sees the same input and a rerun gives the same numbers.
@@ -22,7 +23,9 @@ needs it).
 
 Metrics (columns): psnr and ssim (the field's definitions, SSIM exactly as pyiqa computes it), lf_psnr
 (structure: PSNR of 4×4 block means), hf_ratio (detail energy) and hf_corr (is that detail the real
-detail?), psnr_vs_teacher, pyiqa's LPIPS / CLIPIQA / MUSIQ / NIQE / MANIQA where installed, latency.
+detail?), psnr_vs_teacher, LPIPS (AlexNet and VGG16), DISTS and NIQE (python metrics.py --fetch-weights,
+once), pyiqa's CLIPIQA / MUSIQ / MANIQA where installed, latency. --compare NAME=DIR adds another method's
+outputs as a row (tools/peers.py makes Real-ESRGAN's and RealSR's).
 
 Written to --out (default report/): hr/, lr/, bicubic/, bicubic+noise/, teacher/, teacher_1step/, student/
 (the images), metrics.csv (one row per image and method), summary.md (means, metric settings, versions,
@@ -186,7 +189,17 @@ def main(argv=None):
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto", help="see runtime.py")
     ap.add_argument("--seed", type=int, default=0, help="seed of the LR degradations and of the noise ε")
+    ap.add_argument("--compare", action="append", default=[], metavar="NAME=DIR", help="score another method's "
+                    "outputs beside these rows: DIR holds its ×4 PNG of every LR image, named as the HR image "
+                    "(e.g. the peers' from tools/peers.py, run on this report's lr/ folder)")
     args = ap.parse_args(argv)
+    compare = {}
+    for spec in args.compare:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not Path(folder).is_dir():
+            raise SystemExit(f"error: --compare {spec}: expected NAME=DIR with DIR a folder of images")
+        compare[name] = Path(folder)
+    args.compare_dirs = compare
 
     device = resolve_device(args.device)
     dtype = resolve_precision(args.precision, device)
@@ -232,7 +245,15 @@ def main(argv=None):
         methods["student"] = lambda lr: upscale_image(student, lr, 1, seed=args.seed, tile=tile, dtype=dtype)
     latency, peak = run_methods(methods, pairs, out, device)
     # bicubic+noise is made in the metrics phase (it needs the student's saved output), right after bicubic
-    shown = ["bicubic", *([NOISY] if student is not None else []), *(m for m in methods if m != "bicubic")]
+    shown = ["bicubic", *([NOISY] if student is not None else []), *(m for m in methods if m != "bicubic"), *compare]
+    for name, folder in compare.items():  # other methods' outputs, paired by file name, exactly the HR's size
+        for stem, hr, _ in pairs:
+            found = [p for p in find_images(folder) if p.stem == stem]
+            if not found:
+                raise SystemExit(f"error: --compare {name}: no image named {stem} in {folder}")
+            if tuple(load_image(found[0])[0].shape) != tuple(hr.shape):
+                raise SystemExit(f"error: --compare {name}: {found[0]} is not {hr.shape[2]}x{hr.shape[1]} (4× its LR)")
+            save_png(load_image(found[0])[0], out / name / f"{stem}.png")
 
     # 3. Metrics on the saved files, in fp32 (fp64 inside)
     from tqdm import tqdm
@@ -240,7 +261,7 @@ def main(argv=None):
     iqa = iqa_metrics(device)
     rows, grid_rows = [], []
     for stem, hr, lr in tqdm(pairs, desc="metrics", unit="img", leave=False):
-        saved = {m: load_image(out / m / f"{stem}.png")[0] for m in methods}
+        saved = {m: load_image(out / m / f"{stem}.png")[0] for m in [*methods, *compare]}
         # The bicubic+noise baseline: the saved bicubic image plus white noise with the student's hf_ratio
         # on this image, drawn from a seed fixed by the image's name (so reruns give the same numbers)
         if student is not None:
@@ -253,13 +274,9 @@ def main(argv=None):
             row = {"image": stem, "method": m, "psnr": psnr(sr, hr), "ssim": ssim(sr, hr),
                    "lf_psnr": lf_psnr(sr, hr), "hf_ratio": hf_ratio(sr, hr), "hf_corr": hf_corr(sr, hr),
                    "psnr_vs_teacher": psnr(sr, outputs["teacher"]) if m == "student" and teacher else None}
-            for name, metric in iqa.items():
-                if isinstance(metric, str):
-                    row[name] = None
-                else:
-                    inputs = (sr[None], hr[None]) if name == "lpips" else (sr[None],)  # full- / no-reference
-                    with torch.no_grad():
-                        row[name] = float(metric(*(x.to(device) for x in inputs)).item())
+            for name, metric in iqa.items():  # (n/a where a metric's weights are missing: its reason is kept)
+                with torch.no_grad():
+                    row[name] = None if isinstance(metric, str) else metric(sr, hr)
             row["latency_ms"] = latency.get((stem, m))  # None (n/a) for bicubic+noise: not a method to time
             rows.append(row)
         grid_rows.append([F.interpolate(lr[None], scale_factor=SCALE, mode="nearest")[0], *outputs.values(), hr])
@@ -302,7 +319,7 @@ def write_summary(out, rows, methods, nets, peak, iqa, args, teacher_steps, devi
              "|---" * (len(METRIC_COLUMNS) + 3) + "|"]
     for m in methods:
         params = f"{sum(p.numel() for p in nets[m].net.parameters()) / 1e6:.1f} M" if m in nets else \
-            ("n/a" if m == NOISY else "0.0 M")
+            ("0.0 M" if m == "bicubic" else "n/a")
         cells = [fmt(mean(rows, m, k)) for k in METRIC_COLUMNS] + [params, peak.get(m, "n/a")]
         table.append(f"| {m} | " + " | ".join(cells) + " |")
     speed = ""
@@ -329,6 +346,7 @@ def write_summary(out, rows, methods, nets, peak, iqa, args, teacher_steps, devi
     setup = [f"- checkpoints: {checkpoints}", f"- LR inputs: {lr_inputs}",
              f"- device: {device_name} ({device}), {str(dtype).removeprefix('torch.')}",
              f"- versions: Python {platform.python_version()}, {', '.join(versions)}"]
+    compared = "".join(f"; {k} from {v}" for k, v in args.compare_dirs.items())
     text = f"""# Evaluation: {n} images ({args.data}{', LR from ' + args.lr_dir if args.lr_dir else ''})
 
 {chr(10).join(table)}
@@ -352,9 +370,13 @@ rgb2ycbcr), no border crop, in fp64.
   must beat: as much high-frequency energy as the student, none of it real. A method whose hf_ratio is
   high but whose hf_corr, lf_psnr or lpips is no better than this row's has only added noise.
 - psnr_vs_teacher: PSNR between the student's and the teacher's outputs (agreement, not quality).
-- lpips (AlexNet), clipiqa, musiq, niqe, maniqa: pyiqa's definitions, where available.
+- lpips (AlexNet, v0.1; what papers report as LPIPS), lpips_vgg (VGG16) and dists: full-reference
+  perceptual distances (lower = closer to the HR image); niqe: no-reference naturalness (lower = more
+  natural). Written out in metrics.py with their published weights, checked against pyiqa's official
+  scores on its calibration pairs. clipiqa, musiq, maniqa: pyiqa's, where it and their weights can be had.
 {chr(10).join(unavailable)}
-- latency_ms: one image, after a warm-up image, {timing}; n/a for bicubic+noise (a reference, not a method).
+- latency_ms: one image, after a warm-up image, {timing}; n/a for bicubic+noise (a reference, not a method)
+  and for rows from --compare (outputs made elsewhere{compared}).
   {runs}
   Networks run in tiles of at most {args.tile} LR pixels.
 

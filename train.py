@@ -195,6 +195,8 @@ def load_ess_encoder(run):
     clip = L.load_clip(run.args.clip).to(run.device)
     if not clip.semantic:
         run.print(f"note: ESS uses a randomly initialised CLIP ({clip.name}): it is not semantic")
+    elif isinstance(clip, L.VGGGlobalEncoder):
+        run.print(f"note: ESS uses {clip.name}, not CLIP")
     return clip
 
 

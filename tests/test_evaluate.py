@@ -336,21 +336,29 @@ def test_end_to_end_report(tmp_path, ckpts, capsys, monkeypatch):
     real_find_spec = importlib.util.find_spec  # as on a machine without pyiqa, wherever this runs
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "pyiqa" else real_find_spec(name, *a))
+    monkeypatch.setattr(metrics, "weights_dir", lambda: tmp_path / "no-weights")  # as before --fetch-weights
     out = tmp_path / "report"
+    # another method's outputs, scored beside the rows: here the HR images themselves, saved by name
+    other = tmp_path / "other"
+    for stem, hr, _ in E.load_pairs("demo", None, 0, "resshift"):
+        E.save_png(hr, other / f"{stem}.png")
     assert E.main(["--ckpt", str(ckpts / "student.pt"), "--data", "demo", "--out", str(out),
-                   "--teacher-steps", "2"]) == 0
-    methods = ["bicubic", "bicubic+noise", "teacher", "teacher_1step", "student"]
+                   "--teacher-steps", "2", "--compare", f"oracle={other}"]) == 0
+    methods = ["bicubic", "bicubic+noise", "teacher", "teacher_1step", "student", "oracle"]
     for d in ("hr", "lr", *methods):
         assert sorted(p.name for p in (out / d).iterdir()) == ["chelsea.png", "rocket.png"], d
     rows = list(csv.DictReader(open(out / "metrics.csv")))
-    assert len(rows) == 10 and [r["method"] for r in rows[:5]] == methods
+    assert len(rows) == 12 and [r["method"] for r in rows[:6]] == methods
+    assert all(r["psnr"] == "inf" and r["latency_ms"] == "" for r in rows if r["method"] == "oracle")
     assert list(rows[0])[:7] == ["image", "method", "psnr", "ssim", "lf_psnr", "hf_ratio", "hf_corr"]
     assert {"psnr_vs_teacher", "latency_ms", "lpips", "niqe"} <= set(rows[0])
     assert all(float(r["psnr"]) > 10 and 0 < float(r["ssim"]) <= 1 and float(r["lf_psnr"]) >= float(r["psnr"])
-               and -1 <= float(r["hf_corr"]) <= 1 for r in rows)
+               and -1 <= float(r["hf_corr"]) <= 1 for r in rows if r["method"] != "oracle")
+    assert all(float(r["ssim"]) == pytest.approx(1) and float(r["hf_corr"]) == pytest.approx(1)
+               for r in rows if r["method"] == "oracle")  # the HR images themselves
     assert all(r["psnr_vs_teacher"] for r in rows if r["method"] == "student")
-    assert all(r["lpips"] == "" for r in rows)  # pyiqa absent here: no number, never a made-up one
-    assert all((r["latency_ms"] == "") == (r["method"] == "bicubic+noise") for r in rows)  # not a timed method
+    assert all(r["lpips"] == "" and r["dists"] == "" for r in rows)  # no weights here: no number, never a made-up one
+    assert all((r["latency_ms"] == "") == (r["method"] in ("bicubic+noise", "oracle")) for r in rows)  # not timed
     by = {(r["image"], r["method"]): r for r in rows}
     for stem in ("chelsea", "rocket"):  # the baseline has the student's detail energy (to 8-bit rounding)
         assert float(by[stem, "bicubic+noise"]["hf_ratio"]) == pytest.approx(float(by[stem, "student"]["hf_ratio"]),
@@ -360,10 +368,11 @@ def test_end_to_end_report(tmp_path, ckpts, capsys, monkeypatch):
     summary = (out / "summary.md").read_text()
     assert all(f"| {m} |" in summary for m in methods) and "speed-up over the 2-step teacher" in summary
     assert "| lf_psnr | hf_ratio | hf_corr |" in summary and "baseline that cheap" in summary
-    assert "pyiqa is not installed" in summary and "BT.601" in summary and "python evaluate.py" in summary
+    assert "lpips: n/a, its weights are not here: python metrics.py --fetch-weights" in summary
+    assert "clipiqa: n/a, needs pyiqa" in summary and "BT.601" in summary and "python evaluate.py" in summary
     assert "deterministic sampler for 2 steps" in summary
     with Image.open(out / "compare.png") as im:
-        assert im.size[0] > 7 * 100  # LR | bicubic | bicubic+noise | teacher | teacher_1step | student | HR
+        assert im.size[0] > 8 * 100  # LR | bicubic | bicubic+noise | teacher | teacher_1step | student | oracle | HR
     printed = capsys.readouterr().out
     assert "| teacher |" in printed and "| bicubic+noise |" in printed and "report:" in printed
     hr = E.load_image(out / "hr" / "chelsea.png")[0]
@@ -382,7 +391,7 @@ def check_web_page(out):
     stems = re.findall(r'data-stem="([^"]+)"', page)
     options = set(re.findall(r'<option value="([^"]+)"', page))
     assert stems == ["chelsea", "rocket"] and len(sources) == 2 * len(stems)
-    assert options == {"lr", "bicubic", "bicubic+noise", "teacher", "teacher_1step", "student", "hr"}
+    assert options == {"lr", "bicubic", "bicubic+noise", "teacher", "teacher_1step", "student", "oracle", "hr"}
     referenced = set(sources) | {f"{m}/{s}.png" for m in options for s in stems}
     assert all((out / ref).is_file() for ref in referenced), [r for r in referenced if not (out / r).is_file()]
     assert "http" not in page.replace("http-equiv", "") and "<script src" not in page  # self-contained, offline
@@ -414,19 +423,20 @@ def test_pyiqa_metrics_when_available_and_reasons_when_not(monkeypatch, tmp_path
             return torch.tensor([0.5 if len(images) == 1 else 0.25])
 
     def create_metric(name, **kw):
-        if name in ("musiq", "maniqa", "clipiqa"):
+        if name in ("maniqa", "clipiqa"):
             raise RuntimeError("could not download the weights")
         return Constant()
 
     fake.create_metric = create_metric
     monkeypatch.setitem(sys.modules, "pyiqa", fake)
+    monkeypatch.setattr(metrics, "weights_dir", lambda: tmp_path / "no-weights")
     out = tmp_path / "r"
     assert E.main(["--ckpt", str(ckpts_t3 / "student.pt"), "--data", "demo", "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out / "metrics.csv")))
-    assert {r["lpips"] for r in rows} == {"0.25"} and {r["niqe"] for r in rows} == {"0.5"}
-    assert {r["musiq"] for r in rows} == {""}
+    assert {r["musiq"] for r in rows} == {"0.5"} and {r["clipiqa"] for r in rows} == {""}
+    assert {r["lpips"] for r in rows} == {""}  # ours, not pyiqa's: n/a without the fetched weights
     summary = (out / "summary.md").read_text()
-    assert "musiq: n/a, its weights could not be loaded" in summary and "could not download" in summary
+    assert "clipiqa: n/a, its weights could not be loaded" in summary and "could not download" in summary
     # no --teacher-steps: the teacher's own T, and the summary says how many steps were run
     assert "deterministic sampler for 3 steps" in summary and "over the 3-step teacher" in summary
 
