@@ -480,7 +480,7 @@ def main(argv=None):
     # 3. The ESS encoder, loaded now: weights that cannot be had should stop the run before training, not after
     try:
         clip = load_ess_encoder(run) if args.stage != "teacher" else None
-    except (RuntimeError, ValueError) as e:
+    except (RuntimeError, ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
 
     # 4. Stage 1: the teacher
