@@ -95,8 +95,8 @@ def parse_args(argv=None):
     a("--loss-weight", choices=["uniform", "precond"], help="teacher loss weight over t: uniform (ResShift) or "
       "1/c_out(t)² (EDM) (preset default)")
     a("--w-dist", type=float, default=1.0, help="weight of the distillation loss")
-    a("--w-ess", type=float, help="weight of the semantic loss (ESS) (preset default: 0.1 with CLIP, 1.0 with the "
-      "vgg16 stand-in, whose 1 − cos is about ten times smaller)")
+    a("--w-ess", type=float, help="weight of the semantic loss (ESS) (preset default: 0.1 with CLIP for base, 1.0 "
+      "with the vgg16 stand-in for tiny, the weight its ablation measured)")
     a("--w-hfp", type=float, default=0.05, help="weight of the high-frequency loss (HFP)")
     a("--w-adv", type=float, default=0.02, help="weight of the adversarial loss")
     a("--hfp-cutoff", type=float, default=0.25, help="HFP: lowest normalized frequency (1 = Nyquist) compared")

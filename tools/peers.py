@@ -35,7 +35,7 @@ DEBIAN_PACKAGES = ("libvulkan1", "libomp5-14")
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-def peers_dir():
+def peers_dir():  # (data.data_root's rule, written out: this script imports nothing of the project, nor torch)
     root = os.environ.get("VPDSR_DATA") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vpdsr"
     return Path(root) / "peers"
 
