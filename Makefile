@@ -17,11 +17,12 @@ $(VENV)/installed: requirements.txt
 demo: $(VENV)/installed
 	$(PY) metrics.py --fetch-weights
 	$(PY) degrade.py --demo -o results/degrade --n 4 --degradation light
-	$(PY) train.py --data demo --preset tiny --degradation light --stage student --teacher weights/teacher.pt --lr 2e-4 --w-adv 0.005 --out runs/demo --overwrite
+	$(PY) train.py --data demo --net tiny --degradation light --stage student --teacher weights/teacher.pt --learning-rate 2e-4 --w-adv 0.005 --out runs/demo --overwrite
 	$(PY) sample.py results/degrade/chelsea_lr0.png results/degrade/rocket_lr0.png --ckpt runs/demo/student.pt -o results/demo
-	$(PY) evaluate.py --ckpt runs/demo/student.pt --teacher weights/teacher.pt --data demo --degradation light --out results/demo/report
+	$(PY) evaluate.py --ckpt runs/demo/student.pt --teacher weights/teacher.pt --data demo --out results/demo/report
+	$(PY) tools/webpage.py results/demo/report
 	@echo "Degradations: results/degrade/*_preview.png (HR, then each LR version)"
-	@echo "Training:     runs/demo/ (samples/student_*.png: LR | teacher | student | HR; loss_student.png; log.jsonl)"
+	@echo "Training:     runs/demo/ (log.jsonl; python tools/preview.py runs/demo, python tools/plot_losses.py runs/demo)"
 	@echo "Upscaled:     results/demo/*_x4.png"
 	@echo "Evaluation:   results/demo/report/index.html (open it in a browser: sliders per image), summary.md, metrics.csv, compare.png"
 
@@ -31,11 +32,11 @@ demo: $(VENV)/installed
 # about an hour on an idle 2-core CPU.
 weights: $(VENV)/installed
 	$(PY) metrics.py --fetch-weights
-	$(PY) data.py --fetch photos
-	$(PY) train.py --data photos+demo --preset tiny --degradation light --stage teacher --teacher-iters 36000 --ckpt-every 2000 --sample-every 6000 --log-every 500 --out runs/ship --overwrite
-	$(PY) train.py --data photos+demo --preset tiny --degradation light --stage student --teacher runs/ship/teacher.pt --lr 2e-4 --w-adv 0.005 --clip random --w-ess 0.1 --student-iters 1000 --ckpt-every 500 --sample-every 500 --log-every 100 --out runs/ship-student --overwrite
-	$(PY) checkpoint.py --teacher runs/ship/teacher.pt --student runs/ship-student/student.pt --to weights
-	$(PY) evaluate.py --data photos+demo --degradation light --out results/weights/light
+	$(PY) tools/fetch.py photos
+	$(PY) train.py --data photos+demo --net tiny --degradation light --stage teacher --teacher-iters 36000 --ckpt-every 2000 --log-every 500 --out runs/ship --overwrite
+	$(PY) train.py --data photos+demo --net tiny --degradation light --stage student --teacher runs/ship/teacher.pt --learning-rate 2e-4 --w-adv 0.005 --clip random --w-ess 0.1 --student-iters 1000 --ckpt-every 500 --log-every 100 --out runs/ship-student --overwrite
+	$(PY) tools/export.py --teacher runs/ship/teacher.pt --student runs/ship-student/student.pt --to weights
+	$(PY) evaluate.py --data photos+demo --out results/weights/light
 
 test: $(VENV)/installed
 	$(PY) metrics.py --fetch-weights

@@ -3,18 +3,20 @@ checkpoint.py: the files train.py writes and sample.py / evaluate.py read.
 
 A checkpoint is one .pt file holding a dictionary:
 
-    format   "vpdsr-checkpoint-v2": the version of this layout (older versions still load; newer ones
-             are refused with a message that says to update vpdsr)
-    kind     "teacher" or "student"
-    config   the ModelConfig, as a dict: everything needed to rebuild the network and its schedule
-    weights  the network's state dict (the EMA weights, when training keeps an EMA)
-    step     (train.py) the training step it was saved at
+    format       "vpdsr-checkpoint-v3": the version of this layout (a file of another version is refused
+                 with a message that says so)
+    kind         "teacher" or "student"
+    config       the ModelConfig, as a dict: everything needed to rebuild the network and its schedule
+    degradation  the name of the degradation it was trained on (degrade.DEGRADATIONS): the LR inputs
+                 evaluate.py makes for it unless told otherwise
+    weights      the network's state dict (the EMA weights, when training keeps an EMA)
+    step         the training step it was saved at
 
-    save_checkpoint("runs/x/teacher.pt", model, step=1200)
-    model = load_checkpoint("runs/x/teacher.pt", kind="teacher", device="cuda")
+    save_checkpoint("runs/x/teacher.pt", model, degradation="light", step=1200)
+    model = load_checkpoint("runs/x/teacher.pt", kind="teacher", device="cuda")   # model.info: kind, step, ...
 
-A folder of checkpoints meant for others (16-bit weights, `save_checkpoint(..., dtype=torch.float16)`) can
-carry a SHA256SUMS manifest (`write_manifest`); loading then refuses a file whose digest differs.
+A folder of checkpoints meant for others (16-bit weights; python tools/export.py) carries a SHA256SUMS
+manifest; loading a file it lists refuses one whose digest differs.
 
 last.pt, the full training state for --resume, is train.py's own (see save_state there).
 """
@@ -28,27 +30,21 @@ import torch
 from model import ModelConfig, SRModel
 from runtime import sha256_file
 
-# The config a file holds is complete for the version that wrote it; settings added since take, when a file
-# lacks them, the value every file before them was trained with (not today's defaults, which differ):
-#   param, sigma_data   added with v2; v1 files predict x₀ (σ_d is then unused)
-#   cond                added later in v2; older files see the LR image alone
-FORMAT = "vpdsr-checkpoint-v2"
-OLD_FORMATS = ("vpdsr-checkpoint-v1",)
-BEFORE_IT_EXISTED = {"param": "x0", "sigma_data": 0.2, "cond": "lr"}
+FORMAT = "vpdsr-checkpoint-v3"
 
 
-def save_checkpoint(path, model: SRModel, dtype=None, **extra):
-    """One .pt file: the network's kind, its full config and the weights to use for inference (the EMA
-    weights, when training keeps an EMA), written atomically. A diffusers codec is stored by name, not
-    by weights. dtype=torch.float16 (or bfloat16) stores the weights at half the size, for distribution;
-    loading always restores fp32 parameters."""
+def save_checkpoint(path, model: SRModel, degradation, step, dtype=None):
+    """One .pt file: the network's kind, its full config, the degradation it was trained on and the
+    weights to use for inference (the EMA weights, when training keeps an EMA), written atomically. A
+    diffusers codec is stored by name, not by weights. dtype=torch.float16 (or bfloat16) stores the
+    weights at half the size, for distribution; loading always restores fp32 parameters."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     weights = model.net.state_dict()
     if dtype is not None:
         weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()}
-    obj = {"format": FORMAT, "kind": model.kind, "config": asdict(model.cfg), "weights": weights, **extra}
-    atomic_save(obj, path)
+    atomic_save({"format": FORMAT, "kind": model.kind, "config": asdict(model.cfg), "degradation": degradation,
+                 "weights": weights, "step": step}, path)
 
 
 def atomic_save(obj, path):
@@ -69,7 +65,7 @@ def shipped(kind="student"):
     if not path.is_file():
         raise FileNotFoundError(f"the shipped {kind} ({path}) is missing: restore it (git checkout weights/), "
                                 f"pass a checkpoint of your own, or train one (python train.py --data demo "
-                                f"--preset tiny: a few minutes on a CPU)")
+                                f"--net tiny: a few minutes on a CPU)")
     return path
 
 
@@ -77,14 +73,6 @@ def shipped(kind="student"):
 # the hex digest, two spaces, the file name). Loading a file the manifest lists checks its digest first,
 # so that a corrupted or altered file is refused by name instead of producing wrong images.
 MANIFEST = "SHA256SUMS"
-
-
-def write_manifest(folder, names):
-    """Write folder/SHA256SUMS for the files `names` in it (check by hand with `sha256sum -c SHA256SUMS`)."""
-    folder = Path(folder)
-    lines = [f"{sha256_file(folder / n)}  {n}" for n in sorted(names)]
-    (folder / MANIFEST).write_text("\n".join(lines) + "\n")
-    return folder / MANIFEST
 
 
 def verify(path):
@@ -123,20 +111,17 @@ def read_checkpoint(path, kind=None):
     if not isinstance(obj, dict) or not {"format", "kind", "config", "weights"} <= obj.keys() \
             or not str(obj["format"]).startswith("vpdsr-checkpoint-"):
         raise ValueError(f"{path} is not a vpdsr checkpoint (expected {expected} written by train.py)")
-    if obj["format"] not in (FORMAT, *OLD_FORMATS):
-        raise ValueError(f"{path} is a {obj['format']} file, which this version of vpdsr (reading "
-                         f"{FORMAT} and {', '.join(OLD_FORMATS)}) cannot read: update vpdsr")
+    if obj["format"] != FORMAT:
+        raise ValueError(f"{path} is a {obj['format']} file; this version of vpdsr reads {FORMAT} files only")
     if kind is not None and obj["kind"] != kind:
         raise ValueError(f"{path} holds a {obj['kind']}, but {expected} is expected here")
-    obj["config"] = {**BEFORE_IT_EXISTED, **obj["config"]}  # (the settings an older file predates)
     return obj
 
 
 def load_checkpoint(path, kind=None, device="cpu", vae=None):
-    """Rebuild the SRModel saved in `path` from the file alone, in eval mode. `kind` ('teacher' or
-    'student'), if given, is enforced. `vae` points a diffusers codec at another copy of the same
-    autoencoder (a local directory). Keys of compiled (`_orig_mod.`) or DDP (`module.`) networks are
-    accepted."""
+    """Rebuild the SRModel saved in `path` from the file alone, in eval mode, with `model.info` (its kind,
+    step, degradation and path). `kind` ('teacher' or 'student'), if given, is enforced. `vae` points a
+    diffusers codec at another copy of the same autoencoder (a local directory)."""
     obj = read_checkpoint(path, kind)
     try:
         cfg = ModelConfig(**obj["config"])
@@ -145,44 +130,9 @@ def load_checkpoint(path, kind=None, device="cpu", vae=None):
     if vae is not None:
         cfg = replace(cfg, codec=vae)
     model = SRModel(cfg, kind=obj["kind"])
-    # (load_state_dict copies into the model's fp32 parameters: 16-bit files come back as fp32)
-    weights = {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in obj["weights"].items()}
-    try:
-        model.net.load_state_dict(weights)
+    try:  # (load_state_dict copies into the model's fp32 parameters: 16-bit files come back as fp32)
+        model.net.load_state_dict(obj["weights"])
     except RuntimeError as e:
         raise ValueError(f"{path}: the weights do not fit the network its config describes: {e}") from None
+    model.info = {"kind": obj["kind"], "step": obj["step"], "degradation": obj["degradation"], "path": str(path)}
     return model.to(device).eval()
-
-
-# ---------------------------------------------------------------------------------------------------
-# python checkpoint.py --teacher T.pt --student S.pt --to weights: a trained pair, ready to ship
-# ---------------------------------------------------------------------------------------------------
-
-
-def export_pair(teacher, student, folder, dtype=torch.float16):
-    """A trained teacher and its student as 16-bit files teacher.pt and student.pt in `folder`, with the
-    SHA256SUMS manifest that loading checks. Each keeps its config and training step. Returns the paths."""
-    folder = Path(folder)
-    models = {kind: load_checkpoint(src, kind=kind) for kind, src in (("teacher", teacher), ("student", student))}
-    if models["teacher"].cfg != models["student"].cfg:
-        raise ValueError(f"{student} was not distilled from a teacher like {teacher}: their configs differ")
-    for kind, src in (("teacher", teacher), ("student", student)):
-        save_checkpoint(folder / f"{kind}.pt", models[kind], dtype=dtype, step=read_checkpoint(src).get("step"))
-    return [folder / "teacher.pt", folder / "student.pt", write_manifest(folder, ["teacher.pt", "student.pt"])]
-
-
-if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description="Export a trained teacher and its student as 16-bit files with a "
-                                 "SHA-256 manifest (what weights/ holds).")
-    ap.add_argument("--teacher", required=True, help="the teacher checkpoint (a train.py run's teacher.pt)")
-    ap.add_argument("--student", required=True, help="the student distilled from it (student.pt)")
-    ap.add_argument("--to", metavar="DIR", default="weights", help="where to write them (default: %(default)s)")
-    args = ap.parse_args()
-    try:
-        paths = export_pair(args.teacher, args.student, args.to)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
-    for p in paths:
-        print(f"{p} ({p.stat().st_size / 2**20:.2f} MiB)")

@@ -1,5 +1,5 @@
 """
-losses.py: the training objectives of VPD-SR's student (and the teacher's own).
+losses.py: the training objectives of VPD-SR: the teacher's (ResShift's x₀ regression) and the student's.
 
 The paper distills a multi-step diffusion teacher into a one-step student. Matching the teacher alone
 (vanilla distillation) loses semantic fidelity and texture; VPD-SR adds two perception losses and a GAN:
@@ -12,15 +12,18 @@ The four terms of the student's loss (train.student_step), and the discriminator
     dist  the student's one call x̂₀ = f_φ(x_T, LR, T)     latent (pixel codec: pixel       1.0     --w-dist
           and the teacher's T-step sample S_θ(x_T, LR)    values in [−1, 1], rearranged)
           from the same x_T: mean squared error
-    ess   1 − cos of the CLIP embeddings of SR and HR     decoded images in [0, 1] (CLIP   0.1     --w-ess,
-          (the real image, not the teacher); offline,     resizes and normalizes them)     (1.0    --clip
+    ess   1 − cos of the CLIP embeddings of SR and HR     decoded images (CLIP resizes     0.1     --w-ess,
+          (the real image, not the teacher); offline,     and normalizes them)             (1.0    --clip
           ImageNet VGG16's global features stand in                                        tiny)
-    hfp   log-amplitude spectra of SR and HR outside a    decoded images in [0, 1] (2-D    0.05    --w-hfp,
-          disc of radius --hfp-cutoff·Nyquist: L1         FFT per channel)                         --hfp-cutoff
-    adv   −D(SR): the student raises the PatchGAN's       decoded images in [0, 1] (D      0.02    --w-adv, from
-          score of its outputs (g_hinge)                  maps them to [−1, 1])                    --adv-start
+    hfp   log-amplitude spectra of SR and HR outside a    decoded images (2-D FFT per      0.05    --w-hfp,
+          disc of radius --hfp-cutoff·Nyquist: L1         channel)                                 --hfp-cutoff
+    adv   −D(SR): the student raises the PatchGAN's       decoded images (D maps them      0.02    --w-adv, from
+          score of its outputs (g_hinge)                  from [0, 1] to [−1, 1])                  --adv-start
     (D)   D's hinge loss, real HR against detached SR     the same                         its own optimizer,
-          (d_hinge)                                                                        --lr-d
+          (d_hinge)                                                                        --learning-rate-d
+
+"Decoded images" are SR = decode(x̂₀) as it comes out of the codec, not clamped to [0, 1]: nothing bounds
+x̂₀, and a clamp would cut the gradient wherever SR leaves the range. HR is in [0, 1].
 
     distillation   L_dist = mean((f_φ(x_T, LR, T) − S_θ(x_T, LR))²)   over every latent element
     ess            L_ess  = 1 − cos(φ_CLIP(SR), φ_CLIP(HR))          Explicit Semantic-aware Supervision
@@ -30,7 +33,7 @@ The four terms of the student's loss (train.student_step), and the discriminator
 
 The paper's exact formulas are not public; these are the project's definitions, faithful to its
 description (see README, "Known differences from the paper"). The teacher trains with
-`teacher_loss`, ResShift's x₀ regression, a mean squared error weighted over t.
+`teacher_loss`: ResShift's x₀ regression at a random timestep.
 """
 
 from pathlib import Path
@@ -40,18 +43,42 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from metrics import IMAGENET_MEAN, IMAGENET_STD, TAPS, high_pass_mask, metric_weights, tapped, vgg16_trunk
-from model import hub_reachable, sample_deterministic
+from model import sample_deterministic
 
 # ---------------------------------------------------------------------------------------------------
-# Diffusion losses
+# The teacher's objective
 # ---------------------------------------------------------------------------------------------------
 
 
-def teacher_loss(x0_hat, x0, weight=None):
-    """ResShift's training loss: the network predicts x₀ from x_t, at a uniformly random t. `weight` (B,)
-    weighs each sample's squared error by its timestep (SRModel.loss_weight); None is ResShift's uniform."""
-    per_sample = (x0_hat.float() - x0.float()).pow(2).flatten(1).mean(1)
-    return per_sample.mean() if weight is None else (weight * per_sample).mean()
+def draw_timesteps(T, n, p_last, generator, device):
+    """t for n samples: uniform over 1..T (ResShift, p_last None), or t = T with probability p_last and
+    uniform over 1..T−1 otherwise (the pixel recipe: p_last 0.5). The one-step student and the teacher's
+    one call run at t = T alone, so the share of steps spent there sets how fast they learn; the rest
+    keeps the sampler's later steps trained."""
+    if p_last is None:
+        return torch.randint(1, T + 1, (n,), generator=generator, device=device)
+    last = torch.rand(n, generator=generator, device=device) < p_last
+    return torch.where(last, T, torch.randint(1, T, (n,), generator=generator, device=device))
+
+
+def teacher_loss(teacher, x0, y0, lr, p_last, generator):
+    """ResShift's training objective, the whole of it:
+
+        t ~ draw_timesteps(T, p_last),  ε ~ N(0, I),  x_t = x₀ + η_t·(y₀ − x₀) + κ·√η_t·ε   (q_sample)
+        L = mean over the batch of mean((x̂₀(x_t, LR, t) − x₀)²)
+
+    x̂₀ is the model's estimate of x₀ (SRModel.forward): the network's output F itself under x₀ prediction
+    (--param x0), or y₀ + c_skip·(x_t − y₀) + c_out·F under preconditioning (--param precond, the pixel
+    recipe), so the regression is always on x₀, whatever F means."""
+    t = draw_timesteps(teacher.cfg.T, x0.shape[0], p_last, generator, x0.device)
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    x0_hat = teacher(teacher.q_sample(x0, y0, t, eps), lr, t, y0)
+    return F.mse_loss(x0_hat.float(), x0.float())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Distillation
+# ---------------------------------------------------------------------------------------------------
 
 
 @torch.no_grad()
@@ -120,7 +147,7 @@ def g_hinge(fake_logits):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Loading the frozen CLIP of ESS (plumbing: open_clip names, local files, a random stand-in for tests)
+# The frozen encoder of ESS: CLIP (open_clip), VGG16's global features (offline), or a random stand-in
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -188,7 +215,7 @@ def tiny_random_clip():
             text_cfg=dict(context_length=8, vocab_size=64, width=32, heads=2, layers=1),
         )
     return CLIPImageEncoder(clip.visual, (64, 64), open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD,
-                            semantic=False, name="random")
+                            semantic=False, name="random (a tiny CLIP with random weights: not semantic)")
 
 
 def cached_clip_weights(name, tag):
@@ -208,16 +235,15 @@ def cached_clip_weights(name, tag):
 
 
 def load_clip(spec="ViT-B-32:openai", pretrained=True):
-    """The frozen CLIP image encoder of the ESS loss.
+    """The frozen image encoder of the ESS loss, from local files only (nothing is downloaded here).
 
-    spec: "NAME:TAG" (an open_clip model name and weight tag, e.g. ViT-B-32:openai: downloaded, or read
-    from the local cache), "NAME:TAG:/path/weights" (those weights, from a local file), "NAME:/path/weights"
-    (a local file, when every known tag of NAME agrees on the activation), a bare path (ViT-B-32:openai's
-    weights, from a local file), "vgg16" (not CLIP: VGGGlobalEncoder, the offline stand-in), or "random" (a
-    tiny random encoder: no semantics). The tag matters for a
-    file too: OpenAI's weights, for one, were trained with QuickGELU, not the GELU the architecture's config
-    names, and loading them without it gives a silently different encoder. Weights that cannot be had fail
-    within seconds. pretrained=False builds the architecture with random weights: for timing only (bench.py).
+    spec: "NAME:TAG" (an open_clip model name and weight tag, e.g. ViT-B-32:openai, read from the Hugging
+    Face cache, where `python tools/fetch.py clip NAME:TAG` puts them), "NAME:TAG:/path/weights" (those
+    weights, from a file), "vgg16" (not CLIP: VGGGlobalEncoder, the offline stand-in), or "random" (a tiny
+    random encoder: no semantics). The tag matters for a file too: OpenAI's weights, for one, were trained
+    with QuickGELU, not the GELU the architecture's config names, and loading them without it gives a
+    silently different encoder. pretrained=False builds the architecture with random weights: for timing
+    only (tools/bench.py).
     """
     import open_clip
 
@@ -225,48 +251,26 @@ def load_clip(spec="ViT-B-32:openai", pretrained=True):
         return tiny_random_clip()
     if spec == "vgg16":
         return VGGGlobalEncoder(pretrained)
-    if Path(spec).is_file():
-        spec = f"ViT-B-32:openai:{spec}"
-    # NAME:TAG, NAME:TAG:FILE or NAME:FILE (a file path may itself hold ':', so the file is what follows
-    # NAME when that is a file, else what follows NAME:TAG)
     name, _, rest = spec.partition(":")
-    if Path(rest).is_file():
-        tag_name, file = "", rest
-    else:
-        tag_name, _, file = rest.partition(":")
+    tag_name, _, file = rest.partition(":")  # (a file path may itself hold ':': everything after NAME:TAG)
     if name not in open_clip.list_models():
         raise ValueError(f"--clip {spec}: open_clip has no model '{name}' (see open_clip.list_models())")
-    known = open_clip.list_pretrained_tags_by_model(name)
-    tag = {}  # what open_clip records about a weight tag: activation, normalization, where to download
-    if tag_name:
-        tag = open_clip.get_pretrained_cfg(name, tag_name)
-        if not tag:
-            raise ValueError(f"--clip {spec}: no weights '{tag_name}' for {name} (known: {', '.join(known) or 'none'})")
+    tag = open_clip.get_pretrained_cfg(name, tag_name)  # activation, normalization, where it is published
+    if not tag:
+        known = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
+        raise ValueError(f"--clip {spec}: say NAME:TAG, with TAG a weight tag of {name} (known: {known})")
     if file and not Path(file).is_file():
         raise FileNotFoundError(f"--clip {spec}: no file {file}")
-    if file and not tag_name:  # a file with no tag: its activation must follow from the architecture alone
-        acts = {bool(open_clip.get_pretrained_cfg(name, t).get("quick_gelu", False)) for t in known}
-        if len(acts) > 1:
-            raise ValueError(f"--clip {spec}: say which weights the file holds, as {name}:TAG:{file} (TAG one "
-                             f"of {', '.join(known)}): {name}'s weights differ in activation (QuickGELU or GELU)")
-        tag = {"quick_gelu": acts.pop()} if acts else {}
-    source = (file or tag_name) if pretrained else ""
-    if tag_name and not file and pretrained:
-        cached = cached_clip_weights(name, tag_name)
-        if cached:
-            source = cached
-        elif not hub_reachable():
-            raise RuntimeError(
-                f"cannot load the CLIP weights {name}:{tag_name}: the Hugging Face hub cannot be reached "
-                f"from here and they are not in the local cache.\nPass a local file (--clip {name}:{tag_name}:"
-                f"/path/to/open_clip_model.safetensors, downloaded elsewhere), or train without semantics "
-                f"(--clip random)."
-            )
+    source = (file or cached_clip_weights(name, tag_name)) if pretrained else None
+    if pretrained and not source:
+        raise RuntimeError(f"the CLIP weights {name}:{tag_name} are not in the local Hugging Face cache. Fetch them "
+                           f"(python tools/fetch.py clip {name}:{tag_name}), pass a file (--clip {name}:{tag_name}:"
+                           "/path/to/open_clip_model.safetensors), or use the offline stand-in (--clip vgg16).")
     try:
         # The tag's own settings must be applied by hand once `source` is a file path (see the docstring).
-        clip = open_clip.create_model(name, pretrained=source or None, force_quick_gelu=tag.get("quick_gelu", False))
-    except Exception as e:  # download or format errors from open_clip / huggingface_hub
-        raise RuntimeError(f"cannot load the CLIP weights {spec}: {e}\nPass a local file, or --clip random.") from None
+        clip = open_clip.create_model(name, pretrained=source, force_quick_gelu=tag.get("quick_gelu", False))
+    except Exception as e:  # format errors from open_clip / torch
+        raise RuntimeError(f"cannot load the CLIP weights {spec} from {source}: {e}") from None
     pp = getattr(clip.visual, "preprocess_cfg", {}) or {}
     size = clip.visual.image_size
     size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)

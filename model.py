@@ -3,12 +3,13 @@ model.py: the networks of VPD-SR and the diffusion process they live in.
 
     codec        image <-> latent: pixel_unshuffle by 4 (default, no weights) or a diffusers autoencoder
     schedule     η_1..η_T of ResShift, and the forward process x_t = x₀ + η_t·(y₀ − x₀) + κ·√η_t·ε
-    SRModel      the UNet f_θ(x_t, LR, t) → x̂₀ with its codec and schedule, its output parametrised as
-                   x₀ (ResShift), the residual (ResShift) or preconditioned around y₀ (EDM-style). The
-                   same class is the teacher: sampled in T steps (ancestral ResShift, or deterministic
-                   SinSR), and the student: the same network evaluated once, at t = T.
+    SRModel      the UNet f_θ(x_t, LR, t) → x̂₀ with its codec and schedule, its output read as x₀
+                   (ResShift) or as a correction preconditioned around y₀ (EDM-style). The same class is
+                   the teacher: sampled in T steps (deterministic SinSR, or ancestral ResShift), and the
+                   student: the same network evaluated once, at t = T.
     PatchGAN     the discriminator of the adversarial loss
-(Saving and loading these networks is checkpoint.py's; the training settings around them, config.py's.)
+(Saving and loading these networks is checkpoint.py's; the training settings around them, config.py's;
+the losses, the teacher's included, losses.py's.)
 
 Symbols, as in the papers (ResShift, Yue et al. 2023; SinSR, Wang et al. 2024):
     x₀ = encode(HR)             the latent of the high-resolution image
@@ -17,29 +18,24 @@ Symbols, as in the papers (ResShift, Yue et al. 2023; SinSR, Wang et al. 2024):
     η_t, t = 1..T               the shifting schedule, 0 < η_1 < ... < η_T ≈ 1 (η_0 = 0)
     κ                           the noise scale
     ε ~ N(0, I)                 the noise; given ε, the deterministic teacher is a function of (LR, ε)
-
-`python model.py` prints the two network presets and the η_t table of the recipe train.py trains.
 """
 
-import json
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from runtime import reachable
+from degrade import SCALE
 
 # ---------------------------------------------------------------------------------------------------
 # Settings: saved into every checkpoint, so that a file alone rebuilds its model
 # ---------------------------------------------------------------------------------------------------
 
-# UNet sizes. `base` is the network for one GPU (74.2 M parameters); `tiny` (2.1 M) is for tests and the
-# CPU demo. Attention only at the two lowest resolutions (1/4 and 1/8 of the latent size),
-# where its cost, quadratic in the number of pixels, stays affordable. The first level is at least as
+# The network sizes (--net). `base` is the network for one GPU (74.2 M parameters); `tiny` (2.1 M) is for tests
+# and the CPU demo. Attention only at the two lowest resolutions (1/4 and 1/8 of the latent size), where its
+# cost, quadratic in the number of pixels, stays affordable. The first level is at least as
 # wide as the pixel codec's 48 latent channels: narrower, it bottlenecks the whole network (measured on
 # the demo: 32 channels lost 4-5 dB PSNR against 64).
 NETWORKS = {
@@ -56,14 +52,11 @@ class ModelConfig:
     as the condition. ResShift's published settings for its VQGAN latent are the named alternative
     RESSHIFT below (`--recipe resshift`). Why each value: config.py's RECIPES, and the recipe study."""
 
-    preset: str = "base"  # network size: a key of NETWORKS
-    codec: str = "pixel"  # "pixel", or a diffusers VQModel / AutoencoderKL: hub id or local directory
+    net: str = "base"  # network size: a key of NETWORKS
+    codec: str = "pixel"  # "pixel", or a diffusers VQModel / AutoencoderKL: hub id (local cache) or directory
     codec_subfolder: str = ""  # e.g. "vqvae" inside a pipeline repository
-    scale: int = 4  # super-resolution factor
     T: int = 4  # diffusion steps of the teacher
     kappa: float = 0.25  # κ, the noise scale
-    p: float = 0.3  # the schedule's power (ResShift's)
-    sqrt_eta_T: float = 0.99  # √η_T (ResShift's)
     min_noise_level: float = 0.04  # sets √η_1 = min(min_noise_level/κ, min_noise_level) (ResShift's)
     param: str = "precond"  # what the network's output means: a key of PARAMETRISATIONS (see SRModel.forward)
     sigma_data: float = 0.03  # σ_d the "precond" output assumes for x₀ − y₀ (config.py's RECIPES says why)
@@ -78,9 +71,9 @@ RESSHIFT = dict(T=15, kappa=2.0, param="x0", sigma_data=0.2, cond="lr")
 
 # How the network's raw output F becomes x̂₀ (SRModel.forward has the formulas):
 #   x0        x̂₀ = F                                        ResShift's default ("xstart")
-#   residual  x̂₀ = y₀ − F: F predicts the residual e₀       ResShift's "residual" predict type
 #   precond   x̂₀ = y₀ + c_skip·(x_t − y₀) + c_out·F         EDM-style preconditioning around y₀ (Karras et al. 2022)
-PARAMETRISATIONS = ("x0", "residual", "precond")
+# (ResShift's third choice, F = the residual y₀ − x₀, lost to precond in the recipe study: docs/RESULTS.md.)
+PARAMETRISATIONS = ("x0", "precond")
 
 # What is concatenated to the network's input beside x_t:
 #   lr     the LR image (3 channels), as ResShift does: its latent has the LR image's size
@@ -101,9 +94,9 @@ class PixelCodec(nn.Module):
 
     pixel_range = True  # latent values are pixel values: selects the input normalization below
 
-    def __init__(self, scale=4):
+    def __init__(self):
         super().__init__()
-        self.factor, self.channels = scale, 3 * scale * scale
+        self.factor, self.channels = SCALE, 3 * SCALE * SCALE
 
     def encode(self, img):
         return F.pixel_unshuffle(img * 2 - 1, self.factor)
@@ -138,12 +131,30 @@ class AutoencoderCodec(nn.Module):
 
 def build_codec(cfg: ModelConfig):
     if cfg.codec == "pixel":
-        return PixelCodec(cfg.scale)
+        return PixelCodec()
     codec = AutoencoderCodec(*load_autoencoder(cfg.codec, cfg.codec_subfolder))
-    if codec.factor != cfg.scale:
-        raise ValueError(f"autoencoder '{cfg.codec}' downsamples by {codec.factor}, but ×{cfg.scale} SR needs a "
-                         f"factor of {cfg.scale} (so that the latent has the LR image's size)")
+    if codec.factor != SCALE:
+        raise ValueError(f"autoencoder '{cfg.codec}' downsamples by {codec.factor}, but ×{SCALE} SR needs a "
+                         f"factor of {SCALE} (so that the latent has the LR image's size)")
     return codec
+
+
+def load_autoencoder(name, subfolder=""):
+    """(model, its config file as written) of a diffusers VQModel or AutoencoderKL, from a local directory
+    or from the Hugging Face cache, never from the network (python tools/fetch.py vae NAME fetches it)."""
+    from diffusers import AutoencoderKL, VQModel
+
+    try:
+        config = VQModel.load_config(name, subfolder=subfolder or None, local_files_only=True)
+        cls = {"VQModel": VQModel, "AutoencoderKL": AutoencoderKL}.get(config.get("_class_name"))
+        if cls is None:
+            raise ValueError(f"it is a {config.get('_class_name')}, not a VQModel or AutoencoderKL")
+        return cls.from_pretrained(name, subfolder=subfolder or None, local_files_only=True), config
+    except Exception as e:  # diffusers and huggingface_hub raise OSError, ValueError, ...
+        sub = f" --subfolder {subfolder}" if subfolder else ""
+        raise RuntimeError(f"cannot load the autoencoder '{name}'{sub}: {str(e).rstrip('.')}.\nFetch it first "
+                           f"(python tools/fetch.py vae {name}{sub}), pass a local directory (--vae DIR), or use "
+                           "the weight-free default codec (--vae pixel).") from None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -151,24 +162,30 @@ def build_codec(cfg: ModelConfig):
 # ---------------------------------------------------------------------------------------------------
 
 
+# ResShift's schedule shape, the same in every recipe: its power p and its last level √η_T.
+P, SQRT_ETA_T = 0.3, 0.99
+
+
 def eta_schedule(cfg: ModelConfig = ModelConfig()):
-    """η_0, η_1, ..., η_T (η_0 = 0, so that index t holds η_t) of ResShift's schedule, for cfg's T, κ, p,
-    √η_T and min_noise_level:
+    """η_0, η_1, ..., η_T (η_0 = 0, so that index t holds η_t) of ResShift's schedule, for cfg's T, κ and
+    min_noise_level, with p = P and √η_T = SQRT_ETA_T:
 
         √η_1 = min(min_noise_level/κ, min_noise_level)
         b    = exp( ln(√η_T / √η_1) / (T − 1) )
         β_t  = ((t − 1)/(T − 1))^p · (T − 1)
         √η_t = √η_1 · b^β_t
 
-    A geometric progression of √η bent by the power p, which spends more steps near small η.
+    A geometric progression of √η from √η_1 to √η_T, bent by the power p. With p < 1, β_t rises fastest at
+    the first steps, so √η leaves its small values quickly and the later steps crowd near η_T: with T = 4,
+    β = 0, 2.16, 2.65, 3 instead of the geometric 0, 1, 2, 3.
     """
-    T, kappa, p = cfg.T, cfg.kappa, cfg.p
+    T, kappa = cfg.T, cfg.kappa
     if T < 2:
         raise ValueError(f"T = {T}: the schedule needs at least 2 steps")
     sqrt_eta_1 = min(cfg.min_noise_level / kappa, cfg.min_noise_level)
-    b = math.exp(math.log(cfg.sqrt_eta_T / sqrt_eta_1) / (T - 1))
+    b = math.exp(math.log(SQRT_ETA_T / sqrt_eta_1) / (T - 1))
     t = torch.arange(1, T + 1, dtype=torch.float64)
-    beta = ((t - 1) / (T - 1)) ** p * (T - 1)
+    beta = ((t - 1) / (T - 1)) ** P * (T - 1)
     sqrt_eta = sqrt_eta_1 * b**beta
     return torch.cat([torch.zeros(1, dtype=torch.float64), sqrt_eta**2])
 
@@ -178,14 +195,14 @@ def eta_schedule(cfg: ModelConfig = ModelConfig()):
 # ---------------------------------------------------------------------------------------------------
 
 
-def build_unet(preset, latent_channels, cond="lr"):
+def build_unet(size, latent_channels, cond="lr"):
     """f_θ: a diffusers UNet2DModel whose input is [x_t (normalized), condition] (see CONDITIONS) and whose
     output is F (see PARAMETRISATIONS)."""
     from diffusers import UNet2DModel
 
-    if preset not in NETWORKS:
-        raise ValueError(f"unknown network preset '{preset}' (choose from {', '.join(NETWORKS)})")
-    net = NETWORKS[preset]
+    if size not in NETWORKS:
+        raise ValueError(f"unknown network size '{size}' (choose from {', '.join(NETWORKS)})")
+    net = NETWORKS[size]
     n = len(net["block_out_channels"])
     return UNet2DModel(
         in_channels=latent_channels * (1 + CONDITIONS[cond]) + 3, out_channels=latent_channels,
@@ -200,6 +217,9 @@ class SRModel(nn.Module):
 
     kind = "teacher": sampled in T steps by sample_deterministic / sample_ancestral.
     kind = "student": the same network evaluated once: x̂₀ = f_φ(x_T, LR, T) with x_T = y₀ + κ√η_T·ε.
+
+    `net` is the UNet as it runs. Whoever needs it compiled, under DDP or run in tiles replaces `net` by a
+    module that wraps it (train.py, sample.py), and keeps the unwrapped one to optimise or save.
     """
 
     def __init__(self, cfg: ModelConfig, kind="teacher", codec=None):
@@ -212,8 +232,8 @@ class SRModel(nn.Module):
             raise ValueError(f"unknown parametrisation '{cfg.param}' (choose from {', '.join(PARAMETRISATIONS)})")
         if cfg.cond not in CONDITIONS:
             raise ValueError(f"unknown condition '{cfg.cond}' (choose from {', '.join(CONDITIONS)})")
-        self.net = build_unet(cfg.preset, self.codec.channels, cfg.cond)
-        if cfg.param != "x0":  # F = 0 at the start: the untrained model returns y₀ (or the linear guess)
+        self.net = build_unet(cfg.net, self.codec.channels, cfg.cond)
+        if cfg.param == "precond":  # F = 0 at the start: the untrained model returns the linear guess
             nn.init.zeros_(self.net.conv_out.weight)
             nn.init.zeros_(self.net.conv_out.bias)
             # x_t's input weights start at zero too. At t = T, x_t is almost pure noise (48 unit-variance
@@ -226,7 +246,7 @@ class SRModel(nn.Module):
         eta = eta_schedule(cfg)
         self.register_buffer("eta", eta.float(), persistent=False)  # rebuilt from cfg, not saved
         # The UNet halves the latent len(blocks) − 1 times: inputs must be a multiple of this.
-        self.multiple = 2 ** (len(NETWORKS[cfg.preset]["block_out_channels"]) - 1)
+        self.multiple = 2 ** (len(NETWORKS[cfg.net]["block_out_channels"]) - 1)
 
     # -- the codec and the LR condition
 
@@ -238,7 +258,7 @@ class SRModel(nn.Module):
 
     def encode_lr(self, lr):
         """y₀ = encode(bicubic↑(LR)): the LR image, upscaled to the HR size, in latent space."""
-        up = F.interpolate(lr, scale_factor=self.cfg.scale, mode="bicubic", align_corners=False)
+        up = F.interpolate(lr, scale_factor=SCALE, mode="bicubic", align_corners=False)
         return self.encode(up.clamp(0, 1))
 
     # -- the forward process
@@ -253,10 +273,10 @@ class SRModel(nn.Module):
         (x₀ is unknown at inference; with √η_T = 0.99 that is 2% of the residual, and it is dropped)."""
         return y0 + self.cfg.kappa * self.eta[self.cfg.T].sqrt() * eps
 
-    def one_step(self, x_T, lr, y0, net=None):
+    def one_step(self, x_T, lr, y0):
         """VPD-SR's student: x̂₀ = f(x_T, LR, T), one network call at t = T and nothing else. The same call
-        of a teacher is its "one call". `net` stands in for this model's forward (a compiled or tiled one)."""
-        return (self if net is None else net)(x_T, lr, self.cfg.T, y0)
+        of a teacher is its "one call"."""
+        return self(x_T, lr, self.cfg.T, y0)
 
     def normalize_input(self, x_t, t):
         """Bring x_t to unit scale before the network (ResShift): latents have variance ≈ 1 + κ²η_t,
@@ -293,33 +313,14 @@ class SRModel(nn.Module):
         computed when not given (the samplers pass it: an autoencoder would otherwise encode at every step)."""
         if isinstance(t, int):  # (torch.full, not as_tensor: no blocking host-to-device copy per call)
             t = torch.full((x_t.shape[0],), t, device=x_t.device)
-        param = self.cfg.param
-        if y0 is None and (param != "x0" or self.cfg.cond != "lr"):
+        if y0 is None and (self.cfg.param == "precond" or self.cfg.cond != "lr"):
             y0 = self.encode_lr(lr)
         cond = [lr * 2 - 1] if self.cfg.cond == "lr" else [y0, lr * 2 - 1]  # (same spatial size as x_t)
-        if param == "x0":  # F is x̂₀
-            return self.net(torch.cat([self.normalize_input(x_t, t), *cond], dim=1), t).sample
-        if param == "residual":  # F is e₀ = y₀ − x₀
-            return y0 - self.net(torch.cat([self.normalize_input(x_t, t), *cond], dim=1), t).sample
+        if self.cfg.param == "x0":  # F is x̂₀
+            return self.net(torch.cat([self.normalize_input(x_t, t), *cond], dim=1), t, return_dict=False)[0]
         c_in, c_skip, c_out = self.precond(t)  # "precond"
         u = x_t - y0
-        return y0 + c_skip * u + c_out * self.net(torch.cat([c_in * u, *cond], dim=1), t).sample
-
-    def loss_weight(self, t, kind="uniform"):
-        """Per-sample weights of the teacher's x₀ regression at timesteps t.
-
-            uniform   1, ResShift's plain ‖x̂₀ − x₀‖²
-            precond   1/c_out(t)², normalised to mean 1 over t = 1..T: every t then asks the same
-                      unit-variance precision of F (EDM's λ(σ) = 1/c_out²); small t, where the
-                      final detail is decided, weigh more.
-        """
-        if kind == "uniform":
-            return torch.ones(t.shape, device=t.device)
-        if kind != "precond":
-            raise ValueError(f"unknown loss weighting '{kind}' (uniform or precond)")
-        all_t = torch.arange(1, self.cfg.T + 1, device=t.device)
-        w = self.precond(all_t)[2].flatten() ** -2
-        return (w / w.mean())[t - 1]
+        return y0 + c_skip * u + c_out * self.net(torch.cat([c_in * u, *cond], dim=1), t, return_dict=False)[0]
 
     # -- inference
 
@@ -332,24 +333,23 @@ class SRModel(nn.Module):
         return sorted({round(T - i * (T - 1) / max(steps - 1, 1)) for i in range(steps)}, reverse=True)
 
     @torch.no_grad()
-    def upscale(self, lr, eps=None, steps=None, sampler="deterministic", generator=None, net=None):
-        """LR (B,3,h,w) in [0,1] -> SR (B,3,h·s,w·s) in [0,1]; h and w must be multiples of self.multiple.
+    def upscale(self, lr, eps=None, steps=None, sampler="deterministic", generator=None):
+        """LR (B,3,h,w) in [0,1] -> SR (B,3,4h,4w) in [0,1]; h and w must be multiples of self.multiple.
 
         The student takes one step; the teacher runs its sampler (all T steps unless `steps` says fewer).
-        ε is drawn from `generator` unless given. `net` stands in for this model's network when given
-        (sample.py passes one that runs it tile by tile).
+        ε is drawn from `generator` unless given, on the CPU: a seed gives the same ε on every device (the
+        image itself still differs slightly between devices and precisions, as their arithmetic does).
         """
-        net = self if net is None else net
         y0 = self.encode_lr(lr)
-        if eps is None:  # drawn on the CPU: a seed gives the same image on every device
+        if eps is None:
             eps = torch.randn(y0.shape, generator=generator, device="cpu").to(y0)
         x_T = self.prior_sample(y0, eps)
         if self.kind == "student" or steps == 1:  # VPD-SR's one step
-            z = self.one_step(x_T, lr, y0, net)
+            z = self.one_step(x_T, lr, y0)
         elif sampler == "deterministic":
-            z = sample_deterministic(net, x_T, y0, lr, steps)
+            z = sample_deterministic(self, x_T, y0, lr, steps)
         elif sampler == "ancestral":
-            z = sample_ancestral(net, x_T, y0, lr, steps, generator)
+            z = sample_ancestral(self, x_T, y0, lr, steps, generator)
         else:
             raise ValueError(f"unknown sampler '{sampler}' (deterministic or ancestral)")
         return self.decode(z).clamp(0, 1)
@@ -432,67 +432,3 @@ class PatchGAN(nn.Module):
 
     def forward(self, img):
         return self.layers(img * 2 - 1)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Loading a pretrained autoencoder (plumbing for --vae: a hub id or a local directory)
-# ---------------------------------------------------------------------------------------------------
-
-
-def hub_reachable(timeout=3.0):
-    """Whether the Hugging Face hub answers within `timeout` seconds. Checked before any download, so that
-    a machine without internet fails at once instead of retrying for half a minute."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return False
-    from huggingface_hub import constants
-
-    return reachable(constants.ENDPOINT, timeout)
-
-
-def load_autoencoder(name, subfolder=""):
-    """(model, its config file as written) of a diffusers VQModel or AutoencoderKL, from a local directory
-    or a hub id (the local cache first)."""
-    from diffusers import AutoencoderKL, VQModel
-
-    local_dir = Path(name).is_dir()
-    local_only = local_dir or not hub_reachable()
-    where = f"'{name}'" + (f" (subfolder '{subfolder}')" if subfolder else "")
-    try:
-        config = VQModel.load_config(name, subfolder=subfolder or None, local_files_only=local_only)
-        cls = {"VQModel": VQModel, "AutoencoderKL": AutoencoderKL}.get(config.get("_class_name"))
-        if cls is None:
-            raise ValueError(f"it is a {config.get('_class_name')}, not a VQModel or AutoencoderKL")
-        return cls.from_pretrained(name, subfolder=subfolder or None, local_files_only=local_only), config
-    except Exception as e:  # diffusers and huggingface_hub raise OSError, ValueError, HTTP errors, ...
-        hint = ""
-        if local_only and not local_dir:
-            hint = " The Hugging Face hub cannot be reached from here, and the local cache does not hold it."
-        raise RuntimeError(
-            f"cannot load the autoencoder {where}: {str(e).rstrip('.')}.{hint}\n"
-            f"Pass a local directory instead (on a machine with internet: "
-            f"hf download {name} --local-dir DIR, then --vae DIR), "
-            f"or use the weight-free default codec (--vae pixel)."
-        ) from None
-
-
-# ---------------------------------------------------------------------------------------------------
-# python model.py
-# ---------------------------------------------------------------------------------------------------
-
-
-def describe(model: SRModel):
-    """One line about a model, for logs."""
-    n = sum(p.numel() for p in model.net.parameters())
-    c = model.cfg
-    return (f"{model.kind}: {c.preset} UNet ({n / 1e6:.1f} M parameters), codec {c.codec}, ×{c.scale}, "
-            f"T={c.T}, κ={c.kappa}, output {c.param}")
-
-
-if __name__ == "__main__":
-    for preset in NETWORKS:
-        print(describe(SRModel(ModelConfig(preset=preset))))
-    for name, cfg in [("the trained recipe (--recipe pixel)", ModelConfig()),
-                      ("ResShift's (--recipe resshift)", ModelConfig(**RESSHIFT))]:
-        eta = eta_schedule(cfg)
-        print(f"η_t, t = 0..{cfg.T}, of {name}: T = {cfg.T}, κ = {cfg.kappa}; the noise std at t is κ·√η_t")
-        print("  " + json.dumps({t: round(e, 6) for t, e in enumerate(eta.tolist())}))

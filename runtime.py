@@ -1,22 +1,17 @@
 """
 runtime.py: where and in what precision the networks run, and how their time and memory are measured.
-One policy for every script (train.py, sample.py, evaluate.py, bench.py):
+One policy for every script (train.py, sample.py, evaluate.py, tools/bench.py):
 
   device     --device auto: the first CUDA GPU if PyTorch sees one, else the CPU.
   precision  --precision auto: bf16 autocast on a GPU that supports it natively (Ampere and newer),
              fp16 on an older GPU (training then scales the loss: fp16 gradients underflow), fp32 on the
              CPU, where half-precision convolutions are unsupported or slow. Weights stay fp32 throughout;
              autocast only runs the matrix work in half precision.
-  files      sha256_file: the digest that downloaded photos and distributed checkpoints are checked against.
-  network    reachable: whether a server answers, checked before any download so that a machine without
-             internet fails at once instead of hanging or retrying.
+  files      sha256_file: the digest that downloaded files and distributed checkpoints are checked against.
 """
 
 import hashlib
-import os
-import socket
 import time
-from urllib.parse import urlparse
 
 import torch
 
@@ -74,28 +69,7 @@ def peak_memory(device):
     return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (process peak so far)"
 
 
-def available_memory(device):
-    """Free bytes on the GPU, or available RAM for the CPU."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not a POSIX system: assume plenty
-        return 1 << 40
-
-
 def sha256_file(path):
     """The SHA-256 of a file, as hex (what `sha256sum` prints)."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def reachable(url, timeout):
-    """Whether the server of `url` accepts a connection within `timeout` seconds."""
-    parts = urlparse(url)
-    try:
-        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
-                                 timeout=timeout).close()
-        return True
-    except OSError:
-        return False

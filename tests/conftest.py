@@ -13,9 +13,9 @@ def ckpts(tmp_path_factory):
     settings (x₀ output): an untrained network's answer then depends on every input, which the tests need."""
     root = tmp_path_factory.mktemp("runs")
     torch.manual_seed(0)
-    teacher = M.SRModel(M.ModelConfig(preset="tiny", **M.RESSHIFT))
-    C.save_checkpoint(root / "teacher.pt", teacher)
-    C.save_checkpoint(root / "student.pt", M.make_student(teacher))
+    teacher = M.SRModel(M.ModelConfig(net="tiny", **M.RESSHIFT))
+    C.save_checkpoint(root / "teacher.pt", teacher, "bicubic", 0)
+    C.save_checkpoint(root / "student.pt", M.make_student(teacher), "bicubic", 0)
     return root
 
 
@@ -30,3 +30,11 @@ def photo(name="astronaut", size=None, batch=True, dtype=torch.float32):
         arr = arr[:h, :w]
     img = torch.from_numpy(arr).permute(2, 0, 1).to(dtype) / 255
     return img[None] if batch else img
+
+
+
+def tool(name):
+    """A workbench script of tools/ (tools/NAME.py), imported as a module."""
+    import importlib
+
+    return importlib.import_module(f"tools.{name}")

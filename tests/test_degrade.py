@@ -15,12 +15,12 @@ import pytest
 import scipy.special
 import torch
 
-import degrade as D
-from degrade import PRESETS, STAGE1, DegradationConfig, degrade
+import degrade
 from conftest import photo
+from degrade import DEGRADATIONS, SCALE, STAGE1
 
-RESSHIFT = PRESETS["resshift"]
-FAMILIES = D.KERNEL_FAMILIES
+RESSHIFT = DEGRADATIONS["resshift"]
+FAMILIES = degrade.KERNEL_FAMILIES
 
 
 def gen(seed=0):
@@ -81,9 +81,8 @@ def centre(k, size):
     ],
 )
 def test_blur_kernel_matches_closed_form(family, size, sx, sy, theta, beta):
-    f64 = lambda v: torch.tensor([v], dtype=torch.float64)
-    k = D.anisotropic_kernels(torch.tensor([size]), f64(sx), f64(sy), f64(theta), f64(beta),
-                              torch.tensor([family == "plateau"]), pad_to=21)[0]
+    params = [torch.tensor([v], dtype=torch.float64) for v in (sx, sy, theta, beta)]
+    k = degrade.anisotropic_kernels(torch.tensor([size]), *params, torch.tensor([family == "plateau"]), pad_to=21)[0]
     assert k.shape == (21, 21)
     assert k.sum().item() == pytest.approx(1.0, abs=1e-12)
     # zero outside the requested size, and exactly the closed form inside it
@@ -94,7 +93,7 @@ def test_blur_kernel_matches_closed_form(family, size, sx, sy, theta, beta):
 
 @pytest.mark.parametrize("size,wc", [(7, math.pi / 3), (13, 2.0), (21, math.pi / 5), (9, math.pi)])
 def test_sinc_kernel_matches_closed_form(size, wc):
-    k = D.sinc_kernels(torch.tensor([size]), torch.tensor([wc], dtype=torch.float64), pad_to=21)[0]
+    k = degrade.sinc_kernels(torch.tensor([size]), torch.tensor([wc], dtype=torch.float64), pad_to=21)[0]
     assert k.sum().item() == pytest.approx(1.0, abs=1e-12)
     # torch.special.bessel_j1 is accurate to ~5e-7 absolute (scipy to ~1e-15): compare at that level
     np.testing.assert_allclose(centre(k, size).numpy(), reference_sinc(size, wc), rtol=1e-5, atol=1e-7)
@@ -104,7 +103,7 @@ def test_sinc_kernel_matches_closed_form(size, wc):
 def test_each_kernel_family_is_drawn_as_defined(family):
     """Force one family; read β back from the kernel's shape along the x axis and check its range."""
     st = replace(STAGE1, kernel_prob=one_hot(family), kernel_sizes=(9,), sinc_prob=0.0, blur_sigma=(2.0, 3.0))
-    ks = D.random_blur_kernels(64, st, gen(), pad_to=21).double()
+    ks = degrade.random_blur_kernels(64, st, gen(), pad_to=21).double()
     assert ks.shape == (64, 21, 21)
     torch.testing.assert_close(ks.sum((1, 2)), torch.ones(64, dtype=torch.float64), rtol=0, atol=1e-5)
     assert (ks >= 0).all() and (ks[:, :6].abs().sum() == 0)  # non-negative; nothing outside the 9×9 window
@@ -129,20 +128,20 @@ def test_each_kernel_family_is_drawn_as_defined(family):
 
 def test_sinc_branch_and_size_draw():
     st = replace(STAGE1, sinc_prob=1.0, kernel_sizes=(7, 9))
-    ks = D.random_blur_kernels(32, st, gen(), pad_to=21)
+    ks = degrade.random_blur_kernels(32, st, gen(), pad_to=21)
     assert (ks.flatten(1).min(1).values < 0).all()  # ringing: every sinc kernel has negative lobes
     support = (ks.abs() > 0).any(1).sum(1)  # width of the non-zero columns
     assert set(support.tolist()) <= {7, 9} and len(set(support.tolist())) == 2
-    no_sinc = D.random_blur_kernels(32, replace(st, sinc_prob=0.0), gen(), pad_to=21)
+    no_sinc = degrade.random_blur_kernels(32, replace(st, sinc_prob=0.0), gen(), pad_to=21)
     assert (no_sinc >= 0).all()
 
 
 def test_sinc_cutoff_depends_on_kernel_size(monkeypatch):
     seen = []
-    original = D.sinc_kernels
-    monkeypatch.setattr(D, "sinc_kernels", lambda size, cutoff, pad_to: seen.append((size, cutoff))
+    original = degrade.sinc_kernels
+    monkeypatch.setattr(degrade, "sinc_kernels", lambda size, cutoff, pad_to: seen.append((size, cutoff))
                         or original(size, cutoff, pad_to))
-    D.random_blur_kernels(400, replace(STAGE1, sinc_prob=1.0, kernel_sizes=(7, 9, 15, 17)), gen(), 21)
+    degrade.random_blur_kernels(400, replace(STAGE1, sinc_prob=1.0, kernel_sizes=(7, 9, 15, 17)), gen(), 21)
     size, cutoff = seen[0]
     small, large = cutoff[size < 13], cutoff[size >= 13]
     assert small.min() >= math.pi / 3 and small.max() <= math.pi
@@ -150,29 +149,36 @@ def test_sinc_cutoff_depends_on_kernel_size(monkeypatch):
 
 
 def test_final_jpeg_uses_the_second_stage_quality(monkeypatch):
+    """Stage 2 has no JPEG of its own: two JPEGs, stage 1's, then the final one at stage 2's qualities."""
+    import torchvision.io
+
     qualities = []
-    original = D.jpeg
-    monkeypatch.setattr(D, "jpeg", lambda img, quality: qualities.append(quality.tolist()) or original(img, quality))
-    cfg = force(stage1={"jpeg_range": (90, 90)}, stage2={"jpeg_range": (20, 20)}, second_order_prob=0.0)
-    degrade(photo(size=(64, 64)).expand(2, -1, -1, -1), cfg, gen())
-    assert qualities == [[90, 90], [20, 20]]
+    original = torchvision.io.encode_jpeg
+    monkeypatch.setattr(torchvision.io, "encode_jpeg", lambda x, quality: qualities.append(quality)
+                        or original(x, quality=quality))
+    for second_order in (0.0, 1.0):
+        qualities.clear()
+        cfg = force(stage1={"jpeg_range": (90, 90)}, stage2={"jpeg_range": (20, 20)}, second_order_prob=second_order)
+        degrade.degrade(photo(size=(64, 64)).expand(2, -1, -1, -1), cfg, gen())
+        assert qualities == [90, 90, 20, 20]
 
 
 def test_final_filter_is_delta_or_sinc():
-    delta = D.final_sinc_kernels(4, replace(RESSHIFT, final_sinc_prob=0.0), gen(), 21)
-    assert (delta[:, 10, 10] == 1).all() and delta.sum().item() == 4
-    sinc = D.final_sinc_kernels(4, replace(RESSHIFT, final_sinc_prob=1.0), gen(), 21)
-    assert (sinc.flatten(1).min(1).values < 0).any() and (sinc[:, 10, 10] < 1).all()
+    delta = degrade.final_sinc_kernels(4, replace(RESSHIFT, final_sinc_prob=0.0), gen())
+    assert delta.shape == (4, 13, 13)  # padded to the largest final sinc size
+    assert (delta[:, 6, 6] == 1).all() and delta.sum().item() == 4
+    sinc = degrade.final_sinc_kernels(4, replace(RESSHIFT, final_sinc_prob=1.0), gen())
+    assert (sinc.flatten(1).min(1).values < 0).any() and (sinc[:, 6, 6] < 1).all()
     img = photo(size=(64, 64))
-    torch.testing.assert_close(D.filter2d(img, delta[:1]), img)
+    torch.testing.assert_close(degrade.filter2d(img, delta[:1]), img)
 
 
 @pytest.mark.parametrize("size,sinc", [((48, 40), 0.0), ((48, 40), 1.0), ((8, 6), 0.0)])
 def test_filter2d_blurs_each_sample_with_its_own_kernel(size, sinc):
     """Against a direct convolution, one sample at a time."""
     img = torch.cat([photo(size=size), photo("coffee", size=size)])
-    ks = D.random_blur_kernels(2, replace(STAGE1, sinc_prob=sinc), gen(3), pad_to=21)
-    out = D.filter2d(img, ks)
+    ks = degrade.random_blur_kernels(2, replace(STAGE1, sinc_prob=sinc), gen(3), pad_to=21)
+    out = degrade.filter2d(img, ks)
     for i in range(2):
         mode = "reflect" if min(size) > 10 else "replicate"  # (too small to reflect a 21×21 kernel's border)
         x = torch.nn.functional.pad(img[i : i + 1], (10,) * 4, mode=mode)
@@ -186,15 +192,15 @@ def test_filter2d_blurs_each_sample_with_its_own_kernel(size, sinc):
 def test_noise_has_zero_mean_and_the_requested_spread():
     img = torch.full((4, 3, 128, 128), 0.5)
     g = gen()
-    gauss = D.gaussian_noise(img, torch.tensor(20.0), g)
+    gauss = degrade.gaussian_noise(img, torch.tensor(20.0), g)
     assert abs(gauss.mean().item()) < 3 * (20 / 255) / math.sqrt(gauss.numel())
     assert gauss.std().item() == pytest.approx(20 / 255, rel=0.02)
-    pois = D.poisson_noise(img, 1.0, g)
+    pois = degrade.poisson_noise(img, 1.0, g)
     # a constant image has 1 distinct value -> v = 1: Poisson(0.5)/1 - 0.5, mean 0, variance 0.5
     assert abs(pois.mean().item()) < 3 * math.sqrt(0.5) / math.sqrt(pois.numel())
     assert pois.var().item() == pytest.approx(0.5, rel=0.05)
     real = photo("coffee", size=(128, 128)).expand(8, -1, -1, -1)
-    pois = D.poisson_noise(real, 1.0, g)
+    pois = degrade.poisson_noise(real, 1.0, g)
     assert abs(pois.mean().item()) < 2e-3
 
 
@@ -204,7 +210,7 @@ def test_gray_and_colour_noise(gray, gaussian):
     st = replace(STAGE1, gray_noise_prob=gray, gaussian_noise_prob=gaussian, noise_range=(10, 10),
                  poisson_scale_range=(1, 1))
     img = photo("coffee", size=(64, 64)).expand(3, -1, -1, -1) * 0.5 + 0.25
-    out = D.add_noise(img, st, gen(), gen(1))
+    out = degrade.add_noise(img, st, gen(), gen(1))
     noise = out - img
     assert noise.abs().mean() > 1e-3
     inside = ((out > 0) & (out < 1)).all(1)  # where no channel was clamped, gray noise is equal in R, G, B
@@ -216,17 +222,15 @@ def test_gray_and_colour_noise(gray, gaussian):
 
 def test_lower_jpeg_quality_gives_larger_error():
     img = photo("chelsea", size=(256, 256))
-    err = {q: (D.jpeg(img, torch.tensor([q])) - img).pow(2).mean().item() for q in (10, 50, 95)}
+    err = {q: (degrade.jpeg(img, (q, q), gen()) - img).pow(2).mean().item() for q in (10, 50, 95)}
     assert err[10] > err[50] > err[95] > 0
 
 
-def test_usm_sharpens_edges_and_leaves_flat_areas():
-    img = photo("astronaut", size=(128, 128))
-    sharp = D.usm_sharpen(img)
-    lap = lambda x: (x[..., 1:, :] - x[..., :-1, :]).abs().mean()
-    assert lap(sharp) > lap(img) * 1.05
-    flat = torch.full((1, 3, 64, 64), 0.3)
-    torch.testing.assert_close(D.usm_sharpen(flat), flat)
+def test_quantize_is_to_uint8():
+    img = torch.tensor([-0.1, 0.0, 0.4 / 255, 0.6 / 255, 0.5, 1.0, 1.2], dtype=torch.float64).view(1, 1, 1, -1)
+    q = degrade.quantize(img)
+    assert q.dtype == torch.float64
+    assert (q * 255).flatten().tolist() == [0, 0, 0, 1, 128, 255, 255]
 
 
 # ------------------------------------------------------------------ the whole pipeline
@@ -234,46 +238,42 @@ def test_usm_sharpens_edges_and_leaves_flat_areas():
 
 def test_shapes_range_and_quantization():
     hr = torch.cat([photo(size=(256, 256)), photo("coffee", size=(256, 256))])
-    for name, cfg in PRESETS.items():
-        hr_t, lr = degrade(hr, cfg, gen())
+    assert SCALE == 4
+    for name, cfg in DEGRADATIONS.items():
+        hr_t, lr = degrade.degrade(hr, cfg, gen())
         assert hr_t.shape == (2, 3, 256, 256) and lr.shape == (2, 3, 64, 64), name
+        torch.testing.assert_close(hr_t, hr)  # the HR target is the HR image itself
         assert lr.min() >= 0 and lr.max() <= 1
         torch.testing.assert_close(lr * 255, (lr * 255).round(), atol=1e-4, rtol=0)
-    hr_t, lr = degrade(photo(size=(259, 130)), RESSHIFT, gen())  # odd sizes: crop HR top-left to 256x128
+    hr_t, lr = degrade.degrade(photo(size=(259, 130)), RESSHIFT, gen())  # odd sizes: crop HR top-left to 256x128
     assert hr_t.shape[-2:] == (256, 128) and lr.shape[-2:] == (64, 32)
     torch.testing.assert_close(hr_t, photo(size=(256, 128)))
-    _, lr = degrade(photo(size=(37, 22)), replace(RESSHIFT, scale=2), gen())
-    assert lr.shape[-2:] == (18, 11)
-
-
-def test_usm_target_only_in_realesrgan_preset():
-    hr = photo(size=(128, 128))
-    torch.testing.assert_close(degrade(hr, RESSHIFT, gen())[0], hr)
-    assert not torch.allclose(degrade(hr, PRESETS["realesrgan"], gen())[0], hr)
+    with pytest.raises(ValueError, match="smaller than the scale factor 4"):
+        degrade.degrade(photo(size=(3, 40)), RESSHIFT, gen())
 
 
 def test_deterministic_under_a_seed_and_different_across_seeds():
     hr = torch.cat([photo(size=(128, 128)), photo("coffee", size=(128, 128))])
-    for name, cfg in PRESETS.items():
-        a = degrade(hr, cfg, gen(7))[1]
-        b = degrade(hr, cfg, gen(7))[1]
-        c = degrade(hr, cfg, gen(8))[1]
+    for name, cfg in DEGRADATIONS.items():
+        a = degrade.degrade(hr, cfg, gen(7))[1]
+        b = degrade.degrade(hr, cfg, gen(7))[1]
+        c = degrade.degrade(hr, cfg, gen(8))[1]
         assert torch.equal(a, b)
         assert torch.equal(a, c) == (name == "bicubic")  # (the classic downscale has nothing random)
     torch.manual_seed(5)  # without a generator, torch's global seed decides
-    a = degrade(hr)[1]
+    a = degrade.degrade(hr)[1]
     torch.manual_seed(5)
-    assert torch.equal(a, degrade(hr)[1])
+    assert torch.equal(a, degrade.degrade(hr)[1])
 
 
 class Spy:
-    """Record the calls degrade() makes to the pipeline's building blocks."""
+    """Record the calls degrade.degrade() makes to the pipeline's building blocks."""
 
     def __init__(self, monkeypatch):
         self.calls = []
         for name in ("filter2d", "resize", "jpeg", "gaussian_noise", "poisson_noise"):
-            original = getattr(D, name)
-            monkeypatch.setattr(D, name, self._wrap(name, original))
+            original = getattr(degrade, name)
+            monkeypatch.setattr(degrade, name, self._wrap(name, original))
 
     def _wrap(self, name, fn):
         def wrapped(*args, **kwargs):
@@ -291,7 +291,7 @@ class Spy:
 def run(monkeypatch, cfg, seed=0):
     hr = photo(size=(128, 128)).expand(2, -1, -1, -1).contiguous()
     spy = Spy(monkeypatch)
-    _, lr = degrade(hr, cfg, gen(seed))
+    _, lr = degrade.degrade(hr, cfg, gen(seed))
     assert lr.shape == (2, 3, 32, 32) and lr.min() >= 0 and lr.max() <= 1
     return spy
 
@@ -343,69 +343,84 @@ def test_resize_up_down_keep(monkeypatch, direction, probs):
     assert sizes[2] == 32  # the final resize always lands on the LR size
 
 
-def test_config_round_trips_through_json():
-    for cfg in PRESETS.values():
-        assert DegradationConfig.from_dict(json.loads(json.dumps(asdict(cfg)))) == cfg
+def test_config_is_written_as_json():
+    """train.py records the degradation's settings (dataclasses.asdict) in its config.json."""
+    for cfg in DEGRADATIONS.values():
+        assert json.loads(json.dumps(asdict(cfg)))["stage1"]["jpeg_range"] == list(cfg.stage1.jpeg_range)
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_batch_is_deterministic_and_valid():
     hr = torch.cat([photo(size=(256, 256))] * 4).cuda()
-    for cfg in PRESETS.values():
-        _, a = degrade(hr, cfg, gen(1))
-        _, b = degrade(hr, cfg, gen(1))
+    for cfg in DEGRADATIONS.values():
+        _, a = degrade.degrade(hr, cfg, gen(1))
+        _, b = degrade.degrade(hr, cfg, gen(1))
         assert a.device.type == "cuda" and a.shape == (4, 3, 64, 64)
         assert torch.equal(a, b)
 
 
-# ------------------------------------------------------------------ the lighter presets
+# ------------------------------------------------------------------ the lighter degradations
 
 
-def test_bicubic_preset_is_the_classic_downscale():
+def test_bicubic_is_the_classic_downscale():
     """LR = an antialiased bicubic ×4 downscale, 8 bits: checked against Pillow's (an independent
     implementation of the same filter, a = −0.5, support widened by the scale)."""
     from PIL import Image
 
     hr = photo(size=(256, 192))
-    _, lr = degrade(hr, PRESETS["bicubic"], gen())
+    _, lr = degrade.degrade(hr, DEGRADATIONS["bicubic"], gen())
     arr = (hr[0].permute(1, 2, 0) * 255).round().byte().numpy()
     ref = np.asarray(Image.fromarray(arr).resize((48, 64), Image.Resampling.BICUBIC), dtype=np.float32) / 255
     diff = (lr[0].permute(1, 2, 0).numpy() - ref)
     assert np.abs(diff).max() < 2.5 / 255 and np.abs(diff).mean() < 0.5 / 255  # (8-bit rounding of both)
-    assert torch.equal(lr, degrade(hr, PRESETS["bicubic"], gen(1))[1])  # nothing random
+    assert torch.equal(lr, degrade.degrade(hr, DEGRADATIONS["bicubic"], gen(1))[1])  # nothing random
 
 
-def test_light_preset_is_one_mild_stage(monkeypatch):
-    spy = run(monkeypatch, PRESETS["light"])
+def test_light_is_one_mild_stage(monkeypatch):
+    kernels = []
+    for name in ("random_blur_kernels", "final_sinc_kernels"):
+        monkeypatch.setattr(degrade, name, lambda *a, name=name, f=getattr(degrade, name): kernels.append(name)
+                            or f(*a))
+    spy = run(monkeypatch, DEGRADATIONS["light"])
     names = spy.names(("filter2d", "resize", "jpeg"))
     assert names == ["filter2d", "resize", "jpeg"]  # one stage: blur, straight to the LR size, one JPEG
     assert [d[1] for n, d in spy.calls if n == "resize"] == [(32, 32)]
-    # mild: close to the clean downscale (far closer than the heavy preset), but not the same
+    assert kernels == ["random_blur_kernels"]  # no stage-2 or final kernels drawn: it uses none
+    # mild: close to the clean downscale (far closer than the heavy resshift), but not the same
     hr = torch.cat([photo(size=(256, 256)), photo("coffee", size=(256, 256)), photo("chelsea", size=(256, 256))])
-    clean = degrade(hr, PRESETS["bicubic"])[1]
+    clean = degrade.degrade(hr, DEGRADATIONS["bicubic"])[1]
 
     def psnr(a, b):
         return (-10 * torch.log10(((a - b) ** 2).mean((1, 2, 3)))).mean().item()
 
-    light = [psnr(degrade(hr, PRESETS["light"], gen(s))[1], clean) for s in range(6)]
-    heavy = [psnr(degrade(hr, PRESETS["resshift"], gen(s))[1], clean) for s in range(6)]
+    light = [psnr(degrade.degrade(hr, DEGRADATIONS["light"], gen(s))[1], clean) for s in range(6)]
+    heavy = [psnr(degrade.degrade(hr, DEGRADATIONS["resshift"], gen(s))[1], clean) for s in range(6)]
     assert 28 < np.mean(light) < 50 and np.mean(heavy) < np.mean(light) - 5
 
 
 @pytest.mark.parametrize("prob", [0.0, 1.0])
 def test_noise_prob_turns_a_stage_noise_off(prob):
     img = photo(size=(32, 32))
-    st = replace(PRESETS["light"].stage1, noise_prob=prob)
-    noisy = D.add_noise(img, st, gen(), gen())
+    st = replace(DEGRADATIONS["light"].stage1, noise_prob=prob)
+    noisy = degrade.add_noise(img, st, gen(), gen())
     assert torch.equal(noisy, img) == (prob == 0.0)
+
+
+def test_noise_prob_coin_is_always_drawn():
+    """A stage that always adds noise draws its coin too: the same generator state gives the same noise
+    whether noise_prob is 1 or just below it."""
+    img = photo(size=(32, 32))
+    always = degrade.add_noise(img, replace(STAGE1, noise_prob=1.0), gen(4), gen(5))
+    almost = degrade.add_noise(img, replace(STAGE1, noise_prob=1 - 1e-9), gen(4), gen(5))
+    assert torch.equal(always, almost) and not torch.equal(always, img)
 
 
 def test_antialiased_downscale_removes_aliasing():
     """A stripe pattern at 3/4 of Nyquist: a naive ×4 bicubic keeps a strong alias, the antialiased one
-    (what the light preset uses) averages it away."""
+    (what the light degradation uses) averages it away."""
     x = torch.arange(128, dtype=torch.float32)
     stripes = (0.5 + 0.5 * torch.cos(math.pi * 0.75 * x)).expand(1, 3, 128, 128).contiguous()
-    naive = D.resize(stripes, (32, 32), "bicubic")
-    smooth = D.resize(stripes, (32, 32), "bicubic", antialias=True)
+    naive = degrade.resize(stripes, (32, 32), "bicubic")
+    smooth = degrade.resize(stripes, (32, 32), "bicubic", antialias=True)
     assert naive.std() > 0.1 and smooth.std() < 0.02

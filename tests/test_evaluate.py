@@ -4,10 +4,6 @@
 """
 
 import csv
-import importlib.machinery
-import importlib.util
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -17,9 +13,12 @@ import skimage.metrics
 import torch
 from PIL import Image
 
-import evaluate as E
+import evaluate
 import metrics
 from conftest import photo as conftest_photo
+from conftest import tool
+from data import find_images, load_image, save_png
+from test_webpage import check_web_page
 
 
 def photo(name="astronaut", size=128):
@@ -77,7 +76,7 @@ def ssim_pairs():
     for name, (h, w), how, sigma, seed in cases:
         hr = torch.from_numpy(getattr(skimage.data, name)()[:h, :w].copy()).permute(2, 0, 1).double() / 255
         if how == "x4":
-            sr = E.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float()).double()
+            sr = evaluate.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float()).double()
         elif how == "shift":  # texture two pixels off: locally anti-correlated, where pyiqa's clip at 0 acts
             sr = hr.roll(2, -1)
         elif how:
@@ -93,9 +92,9 @@ def ssim_pairs():
 # is in float64 there) by this snippet, run from the repository root in a separate virtual environment
 # that has pyiqa (CI does not: this test must not import it):
 #
-#     import pyiqa, tests.test_evaluate as T
+#     import pyiqa, tests.test_evaluate
 #     m = pyiqa.create_metric("ssim", test_y_channel=True, color_space="ycbcr", device="cpu")
-#     for name, sr, hr in T.ssim_pairs():
+#     for name, sr, hr in tests.test_evaluate.ssim_pairs():
 #         print(f'"{name}": {m(sr[None], hr[None]).item()!r},')
 PYIQA_SSIM = {
     "chelsea-256x256-1.5-0.02": 0.7490357388158991,
@@ -148,7 +147,7 @@ def test_hf_ratio_is_one_for_identical_images_and_drops_with_blur():
     assert metrics.hf_ratio(hr, hr) == pytest.approx(1.0)
     ratios = [metrics.hf_ratio(gaussian_blur(hr.float(), 9, s).double(), hr) for s in (0.5, 1.0, 2.0)]
     assert 1 > ratios[0] > ratios[1] > ratios[2] > 0
-    bic = E.bicubic(torch.nn.functional.interpolate(hr[None].float(), scale_factor=0.25, mode="area")[0])
+    bic = evaluate.bicubic(torch.nn.functional.interpolate(hr[None].float(), scale_factor=0.25, mode="area")[0])
     assert metrics.hf_ratio(bic.double(), hr) < 0.3  # a bicubic upscale has little of the missing band
 
 
@@ -210,7 +209,8 @@ def test_hf_corr_tells_real_detail_from_noise():
 
 def test_hf_corr_of_little_or_no_detail():
     hr = photo("astronaut", 256)
-    bic = E.bicubic(torch.nn.functional.interpolate(hr[None].float(), scale_factor=0.25, mode="area")[0]).double()
+    lr = torch.nn.functional.interpolate(hr[None].float(), scale_factor=0.25, mode="area")[0]
+    bic = evaluate.bicubic(lr).double()
     # a bicubic upscale keeps only a faint trace of the band, but what it keeps is the real detail's trace
     assert metrics.hf_ratio(bic, hr) < 0.1 and 0 < metrics.hf_corr(bic, hr) < 1
     flat = torch.full_like(hr, 0.3)  # no band at all: 0.0, not a division by ~0
@@ -223,7 +223,8 @@ def test_hf_corr_of_little_or_no_detail():
 
 def test_noise_scale_solves_the_quadratic_exactly_when_nothing_clips():
     hr = photo("astronaut", 256)
-    base = 0.3 + 0.4 * E.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float()).double()  # room to spare
+    bic = evaluate.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float()).double()
+    base = 0.3 + 0.4 * bic  # room to spare
     noise = white_noise(hr.shape, 2)
     target = 2 * metrics.hf_ratio(base, hr)
     a = metrics.noise_scale(base, noise, hr, target)
@@ -234,7 +235,7 @@ def test_noise_scale_solves_the_quadratic_exactly_when_nothing_clips():
 @pytest.mark.parametrize("target", [0.3, 1.0, 2.5])
 def test_bicubic_plus_noise_has_the_target_hf_ratio(target):
     hr = photo("chelsea", 256)
-    bic = E.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float())
+    bic = evaluate.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float())
     bic = (bic * 255).round() / 255  # the saved bicubic PNG, as evaluate.py starts from it
     noise = white_noise(hr.shape, 3)
     a = metrics.noise_scale(bic, noise, hr, target)
@@ -249,7 +250,7 @@ def test_bicubic_plus_noise_has_the_target_hf_ratio(target):
 
 def test_bicubic_plus_noise_below_bicubics_own_detail_is_bicubic():
     hr = photo("chelsea", 128)
-    bic = E.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float())
+    bic = evaluate.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float())
     bic = (bic * 255).round() / 255
     assert metrics.noise_scale(bic, white_noise(hr.shape), hr, 0.5 * metrics.hf_ratio(bic, hr)) == 0.0
     same = metrics.bicubic_plus_noise(bic, hr, 0.5 * metrics.hf_ratio(bic, hr), seed=0)
@@ -284,8 +285,8 @@ def lr_file(lr_dir, stem):
 
 def test_pairs_by_name_not_order(folders):
     hr_dir, lr_dir = folders
-    assert [p.stem for p in E.find_images(hr_dir)] != [p.stem for p in E.find_images(lr_dir)]
-    pairs = E.load_pairs(str(hr_dir), str(lr_dir), seed=0)
+    assert [p.stem for p in find_images(hr_dir)] != [p.stem for p in find_images(lr_dir)]
+    pairs = evaluate.load_pairs(str(hr_dir), str(lr_dir), seed=0)
     assert sorted(s for s, _, _ in pairs) == ["a_cup", "b_cat", "c_rocket"]
     for stem, hr, lr in pairs:
         assert hr.shape == (3, 64, 88) and lr.shape == (3, 16, 22)  # HR cropped top-left to a multiple of 4
@@ -299,50 +300,49 @@ def test_missing_and_mismatched_pairs_are_named(folders, tmp_path):
     hr_dir, lr_dir = folders
     lr_file(lr_dir, "a_cup").rename(lr_dir / "z_extra.png")
     with pytest.raises(SystemExit) as err:
-        E.load_pairs(str(hr_dir), str(lr_dir), seed=0)
+        evaluate.load_pairs(str(hr_dir), str(lr_dir), seed=0)
     assert "HR without LR" in str(err.value) and "a_cup" in str(err.value) and "z_extra" in str(err.value)
     (lr_dir / "z_extra.png").rename(lr_dir / "a_cup.png")
     save(skimage.data.coffee()[:20, :20], lr_file(lr_dir, "b_cat"))
     with pytest.raises(SystemExit, match="b_cat.png is 20x20, but its HR image"):
-        E.load_pairs(str(hr_dir), str(lr_dir), seed=0)
+        evaluate.load_pairs(str(hr_dir), str(lr_dir), seed=0)
     save(skimage.data.coffee()[:16, :22], lr_dir / "again" / "b_cat.png")
     with pytest.raises(SystemExit, match="LR images with the same name .*b_cat"):
-        E.load_pairs(str(hr_dir), str(lr_dir), seed=0)
+        evaluate.load_pairs(str(hr_dir), str(lr_dir), seed=0)
     with pytest.raises(SystemExit, match="--lr-dir .*nowhere: no such folder"):
-        E.load_pairs(str(hr_dir), str(tmp_path / "nowhere"), seed=0)
+        evaluate.load_pairs(str(hr_dir), str(tmp_path / "nowhere"), seed=0)
 
 
 def test_missing_div2k_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("VPDSR_DATA", raising=False)
     with pytest.raises(SystemExit, match="DIV2K_valid_HR"):
-        E.load_pairs("DIV2K", None, seed=0)
+        evaluate.load_pairs("DIV2K", None, seed=0)
 
 
 def test_generated_lr_is_fixed_per_image_name(folders):
     hr_dir, _ = folders
-    a = {s: lr for s, _, lr in E.load_pairs(str(hr_dir), None, seed=0)}
+    a = {s: lr for s, _, lr in evaluate.load_pairs(str(hr_dir), None, 0, "resshift")}
     next(hr_dir.rglob("c_rocket.png")).unlink()  # another set of images: the remaining LR inputs do not change
-    b = {s: lr for s, _, lr in E.load_pairs(str(hr_dir), None, seed=0)}
+    b = {s: lr for s, _, lr in evaluate.load_pairs(str(hr_dir), None, 0, "resshift")}
     assert torch.equal(a["b_cat"], b["b_cat"]) and torch.equal(a["a_cup"], b["a_cup"])
-    c = {s: lr for s, _, lr in E.load_pairs(str(hr_dir), None, seed=1)}
+    c = {s: lr for s, _, lr in evaluate.load_pairs(str(hr_dir), None, 1, "resshift")}
     assert not torch.equal(a["b_cat"], c["b_cat"])
+    with pytest.raises(SystemExit, match="no degradation"):  # LR inputs to make need one
+        evaluate.load_pairs(str(hr_dir), None, 0)
 
 
 # ------------------------------------------------------------------ a whole run
 
 
 def test_end_to_end_report(tmp_path, ckpts, capsys, monkeypatch):
-    real_find_spec = importlib.util.find_spec  # as on a machine without pyiqa, wherever this runs
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "pyiqa" else real_find_spec(name, *a))
     monkeypatch.setattr(metrics, "weights_dir", lambda: tmp_path / "no-weights")  # as before --fetch-weights
     out = tmp_path / "report"
     # another method's outputs, scored beside the rows: here the HR images themselves, saved by name
     other = tmp_path / "other"
-    for stem, hr, _ in E.load_pairs("demo", None, 0, "resshift"):
-        E.save_png(hr, other / f"{stem}.png")
-    assert E.main(["--ckpt", str(ckpts / "student.pt"), "--data", "demo", "--out", str(out),
+    for stem, hr, _ in evaluate.load_pairs("demo", None, 0, "bicubic"):
+        save_png(hr, other / f"{stem}.png")
+    assert evaluate.main(["--ckpt", str(ckpts / "student.pt"), "--data", "demo", "--out", str(out),
                    "--teacher-steps", "2", "--compare", f"oracle={other}"]) == 0
     methods = ["bicubic", "bicubic+noise", "teacher", "teacher_1step", "student", "oracle"]
     for d in ("hr", "lr", *methods):
@@ -363,107 +363,85 @@ def test_end_to_end_report(tmp_path, ckpts, capsys, monkeypatch):
     for stem in ("chelsea", "rocket"):  # the baseline has the student's detail energy (to 8-bit rounding)
         assert float(by[stem, "bicubic+noise"]["hf_ratio"]) == pytest.approx(float(by[stem, "student"]["hf_ratio"]),
                                                                                rel=0.05)
-    teacher_1step = E.load_image(out / "teacher_1step" / "chelsea.png")[0]
-    assert not torch.equal(teacher_1step, E.load_image(out / "teacher" / "chelsea.png")[0])  # 1 call vs 2 steps
+    teacher_1step = load_image(out / "teacher_1step" / "chelsea.png")[0]
+    assert not torch.equal(teacher_1step, load_image(out / "teacher" / "chelsea.png")[0])  # 1 call vs 2 steps
     summary = (out / "summary.md").read_text()
     assert all(f"| {m} |" in summary for m in methods) and "speed-up over the 2-step teacher" in summary
     assert "| lf_psnr | hf_ratio | hf_corr |" in summary and "baseline that cheap" in summary
     assert "lpips: n/a, its weights are not here: python metrics.py --fetch-weights" in summary
-    assert "clipiqa: n/a, needs pyiqa" in summary and "BT.601" in summary and "python evaluate.py" in summary
-    assert "deterministic sampler for 2 steps" in summary
+    assert "BT.601" in summary and "python evaluate.py" in summary and "deterministic sampler for 2 steps" in summary
+    # no --degradation: the one the student checkpoint was trained on, and the summary says so
+    assert f"degradation bicubic ({ckpts / 'student.pt'} was trained on bicubic)" in summary
     with Image.open(out / "compare.png") as im:
         assert im.size[0] > 8 * 100  # LR | bicubic | bicubic+noise | teacher | teacher_1step | student | oracle | HR
     printed = capsys.readouterr().out
-    assert "| teacher |" in printed and "| bicubic+noise |" in printed and "report:" in printed
-    hr = E.load_image(out / "hr" / "chelsea.png")[0]
+    assert "| teacher |" in printed and "| bicubic+noise |" in printed and "tools/webpage.py" in printed
+    hr = load_image(out / "hr" / "chelsea.png")[0]
     assert hr.shape[1] % 4 == 0 and hr.shape[2] % 4 == 0
-    assert E.load_image(out / "lr" / "chelsea.png")[0].shape[1:] == (hr.shape[1] // 4, hr.shape[2] // 4)
-    check_web_page(out)
-
-
-def check_web_page(out):
-    """index.html: every image it references, directly or through a slider's method pickers, exists beside
-    it, and nothing is fetched from elsewhere."""
-    import re
-
-    page = (out / "index.html").read_text()
-    sources = re.findall(r'src="([^"]+)"', page)
-    stems = re.findall(r'data-stem="([^"]+)"', page)
-    options = set(re.findall(r'<option value="([^"]+)"', page))
-    assert stems == ["chelsea", "rocket"] and len(sources) == 2 * len(stems)
-    assert options == {"lr", "bicubic", "bicubic+noise", "teacher", "teacher_1step", "student", "oracle", "hr"}
-    referenced = set(sources) | {f"{m}/{s}.png" for m in options for s in stems}
-    assert all((out / ref).is_file() for ref in referenced), [r for r in referenced if not (out / r).is_file()]
-    assert "http" not in page.replace("http-equiv", "") and "<script src" not in page  # self-contained, offline
-    assert 'type="range"' in page and "clipPath" in page  # the sliders and the code that moves them
+    assert load_image(out / "lr" / "chelsea.png")[0].shape[1:] == (hr.shape[1] // 4, hr.shape[2] // 4)
+    # the web page of this report, rendered apart (evaluate.py writes none)
+    assert not (out / "index.html").exists() and tool("webpage").main([str(out)]) == 0
+    check_web_page(out, ["chelsea", "rocket"], ["lr", *methods, "hr"])
+    assert evaluate.mean(evaluate.read_metrics(out), "oracle", "psnr") == float("inf")  # as the tools read it
 
 
 @pytest.fixture(scope="module")
 def ckpts_t3(tmp_path_factory):
     """Like conftest's ckpts, with a teacher trained for T = 3 steps: a run without --teacher-steps must use
-    the checkpoint's own T (a fixed default such as 15 would be refused), and 3 steps keep the test short."""
-    import checkpoint as C
-    import model as M
+    the checkpoint's own T (a fixed default such as 15 would be refused), and 3 steps keep the test short. The
+    files do not say which degradation they were trained on."""
+    import checkpoint
+    import model
 
     root = tmp_path_factory.mktemp("runs_t3")
     torch.manual_seed(0)
-    teacher = M.SRModel(M.ModelConfig(preset="tiny", T=3))
-    C.save_checkpoint(root / "teacher.pt", teacher)
-    C.save_checkpoint(root / "student.pt", M.make_student(teacher))
+    teacher = model.SRModel(model.ModelConfig(net="tiny", T=3))
+    checkpoint.save_checkpoint(root / "teacher.pt", teacher, None, 0)
+    checkpoint.save_checkpoint(root / "student.pt", model.make_student(teacher), None, 0)
     return root
 
 
-def test_pyiqa_metrics_when_available_and_reasons_when_not(monkeypatch, tmp_path, ckpts_t3):
-    fake = types.ModuleType("pyiqa")
-    fake.__spec__ = importlib.machinery.ModuleSpec("pyiqa", None)
-    fake.__version__ = "0-fake"
-
-    class Constant(torch.nn.Module):
-        def forward(self, *images):
-            return torch.tensor([0.5 if len(images) == 1 else 0.25])
-
-    def create_metric(name, **kw):
-        if name in ("maniqa", "clipiqa"):
-            raise RuntimeError("could not download the weights")
-        return Constant()
-
-    fake.create_metric = create_metric
-    monkeypatch.setitem(sys.modules, "pyiqa", fake)
+def test_teacher_steps_default_to_the_checkpoints_T(monkeypatch, tmp_path, ckpts_t3):
     monkeypatch.setattr(metrics, "weights_dir", lambda: tmp_path / "no-weights")
     out = tmp_path / "r"
-    assert E.main(["--ckpt", str(ckpts_t3 / "student.pt"), "--data", "demo", "--out", str(out)]) == 0
+    assert evaluate.main(["--ckpt", str(ckpts_t3 / "student.pt"), "--data", "demo", "--out", str(out),
+                          "--degradation", "light"]) == 0
     rows = list(csv.DictReader(open(out / "metrics.csv")))
-    assert {r["musiq"] for r in rows} == {"0.5"} and {r["clipiqa"] for r in rows} == {""}
-    assert {r["lpips"] for r in rows} == {""}  # ours, not pyiqa's: n/a without the fetched weights
+    assert {r["lpips"] for r in rows} == {""}  # n/a without the fetched weights, never a made-up number
     summary = (out / "summary.md").read_text()
-    assert "clipiqa: n/a, its weights could not be loaded" in summary and "could not download" in summary
     # no --teacher-steps: the teacher's own T, and the summary says how many steps were run
     assert "deterministic sampler for 3 steps" in summary and "over the 3-step teacher" in summary
+    assert "degradation light (--degradation; no checkpoint says what it was trained on)" in summary
+
+
+def test_a_checkpoint_without_its_degradation_needs_the_flag(tmp_path, ckpts_t3):
+    with pytest.raises(SystemExit, match="does not say which degradation .* pass --degradation"):
+        evaluate.main(["--ckpt", str(ckpts_t3 / "student.pt"), "--data", "demo", "--out", str(tmp_path)])
 
 
 def test_bad_checkpoint_is_refused(tmp_path, ckpts):
     with pytest.raises(SystemExit, match="holds a teacher, but a student"):
-        E.main(["--ckpt", str(ckpts / "teacher.pt"), "--out", str(tmp_path)])
+        evaluate.main(["--ckpt", str(ckpts / "teacher.pt"), "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match=r"--teacher-steps 99: .* trained with T = \d+ steps; choose 1 to"):
-        E.main(["--ckpt", str(ckpts / "student.pt"), "--teacher-steps", "99", "--out", str(tmp_path)])
+        evaluate.main(["--ckpt", str(ckpts / "student.pt"), "--teacher-steps", "99", "--out", str(tmp_path)])
 
 
 def test_a_teacher_alone(tmp_path, ckpts_t3, monkeypatch):
     """--teacher without --ckpt: the teacher before any student; no student and no bicubic+noise rows."""
     out = tmp_path / "report"
-    assert E.main(["--teacher", str(ckpts_t3 / "teacher.pt"), "--data", "demo", "--out", str(out),
+    assert evaluate.main(["--teacher", str(ckpts_t3 / "teacher.pt"), "--data", "demo", "--out", str(out),
                    "--degradation", "bicubic"]) == 0
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [r["method"] for r in rows[:3]] == ["bicubic", "teacher", "teacher_1step"] and len(rows) == 6
     assert not (out / "student").exists() and not (out / "bicubic+noise").exists()
     assert "- checkpoints: teacher " in (out / "summary.md").read_text()
     # bicubic LR inputs: the classic downscale of the HR image, nothing random
-    hr = E.load_image(out / "hr" / "rocket.png")[0]
+    hr = load_image(out / "hr" / "rocket.png")[0]
     expected = torch.nn.functional.interpolate(hr[None], scale_factor=0.25, mode="bicubic", antialias=True)
-    torch.testing.assert_close(E.load_image(out / "lr" / "rocket.png")[0], expected[0].clamp(0, 1),
+    torch.testing.assert_close(load_image(out / "lr" / "rocket.png")[0], expected[0].clamp(0, 1),
                                atol=0.6 / 255, rtol=0)
     import checkpoint
 
     monkeypatch.setattr(checkpoint, "SHIPPED", tmp_path / "no-weights")
     with pytest.raises(SystemExit, match="the shipped student .* is missing"):  # neither: the shipped pair
-        E.main(["--data", "demo", "--out", str(out)])
+        evaluate.main(["--data", "demo", "--out", str(out)])

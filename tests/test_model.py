@@ -13,7 +13,9 @@ import torch
 import checkpoint as C
 import model as M
 from model import ModelConfig, SRModel
+from runtime import sha256_file
 from conftest import photo as conftest_photo
+from tools import export
 
 # √η_t for t = 1..15 with ResShift's defaults (T=15, κ=2, p=0.3, √η_T=0.99, min noise level 0.04), as tabulated
 # from its schedule formula to 4 decimals
@@ -24,7 +26,7 @@ LISTED = [0.02, 0.1172, 0.1763, 0.2336, 0.2916, 0.3510, 0.4124, 0.4759, 0.5417, 
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return SRModel(ModelConfig(preset="tiny", **M.RESSHIFT)).eval()
+    return SRModel(ModelConfig(net="tiny", **M.RESSHIFT)).eval()
 
 
 def photo(name="astronaut", size=64):
@@ -40,12 +42,12 @@ def test_eta_matches_the_listed_values():
     assert eta[1:].sqrt().tolist() == pytest.approx(LISTED, abs=1e-4)
 
 
-@pytest.mark.parametrize("T,kappa,p", [(15, 2.0, 0.3), (4, 1.0, 0.8), (50, 0.5, 1.0)])
-def test_eta_matches_an_independent_form_of_the_formula(T, kappa, p):
-    # b^β_t = (√η_T/√η_1)^(((t−1)/(T−1))^p): the same schedule, written without b and β
+@pytest.mark.parametrize("T,kappa", [(15, 2.0), (4, 1.0), (50, 0.5)])
+def test_eta_matches_an_independent_form_of_the_formula(T, kappa):
+    # b^β_t = (√η_T/√η_1)^(((t−1)/(T−1))^p): the same schedule, written without b and β, with p = 0.3
     s1 = min(0.04 / kappa, 0.04)
-    expected = [(s1 * (0.99 / s1) ** (((t - 1) / (T - 1)) ** p)) ** 2 for t in range(1, T + 1)]
-    cfg = ModelConfig(T=T, kappa=kappa, p=p)
+    expected = [(s1 * (0.99 / s1) ** (((t - 1) / (T - 1)) ** 0.3)) ** 2 for t in range(1, T + 1)]
+    cfg = ModelConfig(T=T, kappa=kappa)
     assert M.eta_schedule(cfg)[1:].tolist() == pytest.approx(expected, rel=1e-12)
     assert (M.eta_schedule(cfg).diff() > 0).all()
 
@@ -77,7 +79,7 @@ def test_input_normalization(tiny):
     class LatentCodec(torch.nn.Module):  # an autoencoder's latent space: divide by √(κ²η_t + 1)
         pixel_range, channels = False, 4
 
-    m = SRModel(ModelConfig(preset="tiny", **M.RESSHIFT), codec=LatentCodec())
+    m = SRModel(ModelConfig(net="tiny", **M.RESSHIFT), codec=LatentCodec())
     out = m.normalize_input(torch.ones(2, 4, 2, 2), t)
     assert out[0].mean().item() == pytest.approx(1 / math.sqrt(4 * 0.02**2 + 1))
     assert out[1].mean().item() == pytest.approx(1 / math.sqrt(4 * 0.99**2 + 1))
@@ -97,7 +99,7 @@ class Oracle(SRModel):
 @pytest.mark.parametrize("sampler", [M.sample_deterministic, M.sample_ancestral])
 @pytest.mark.parametrize("steps", [None, 4, 1])
 def test_samplers_end_exactly_at_x0_with_a_perfect_network(sampler, steps):
-    m = Oracle(ModelConfig(preset="tiny", **M.RESSHIFT))
+    m = Oracle(ModelConfig(net="tiny", **M.RESSHIFT))
     m.x0, m.calls = torch.rand(1, 48, 8, 8) * 2 - 1, []
     y0, eps = torch.rand(1, 48, 8, 8) * 2 - 1, torch.randn(1, 48, 8, 8)
     kwargs = {"generator": torch.Generator().manual_seed(0)} if sampler is M.sample_ancestral else {}
@@ -116,7 +118,7 @@ class Linear(SRModel):
 def test_samplers_follow_their_formulas_step_by_step():
     """Both samplers against their formulas (SinSR's deterministic step, ResShift's posterior), evaluated by
     hand in float64."""
-    m = Linear(ModelConfig(preset="tiny", **M.RESSHIFT))
+    m = Linear(ModelConfig(net="tiny", **M.RESSHIFT))
     y0, eps = torch.full((1, 1, 1, 1), -0.5), torch.full((1, 1, 1, 1), 0.7)
     eta = M.eta_schedule(m.cfg).tolist()
     det = anc = -0.5 + 2 * math.sqrt(eta[15]) * 0.7  # x_T = y₀ + κ√η_T·ε
@@ -140,7 +142,7 @@ def test_samplers_follow_their_formulas_step_by_step():
 
 def test_samplers_with_fewer_steps_skip_timesteps_by_the_same_formulas():
     """With steps < T the update goes from t straight to the next visited s, with η_s in place of η_{t-1}."""
-    m = Linear(ModelConfig(preset="tiny", **M.RESSHIFT))
+    m = Linear(ModelConfig(net="tiny", **M.RESSHIFT))
     y0, eps = torch.full((1, 1, 1, 1), 0.2), torch.full((1, 1, 1, 1), -0.4)
     eta = M.eta_schedule(m.cfg).tolist()
     ts = m.timesteps(4)
@@ -172,7 +174,7 @@ def test_samplers_are_reproducible_and_use_the_network(tiny):
 
 
 def test_timesteps():
-    m = SRModel(ModelConfig(preset="tiny", T=15))
+    m = SRModel(ModelConfig(net="tiny", T=15))
     assert m.timesteps() == list(range(15, 0, -1))
     assert m.timesteps(1) == [15]
     assert m.timesteps(4) == [15, 10, 6, 1]
@@ -196,7 +198,7 @@ def test_student_is_one_step_of_the_copied_teacher(tiny):
 
 
 def test_pixel_codec_round_trip_is_exact():
-    codec = M.PixelCodec(4)
+    codec = M.PixelCodec()
     img = photo(size=64)
     z = codec.encode(img)
     assert z.shape == (1, 48, 16, 16) and z.min() >= -1 and z.max() <= 1
@@ -220,7 +222,7 @@ def tiny_autoencoder(kind, factor_levels=3):
 @pytest.mark.parametrize("kind", ["vq", "kl"])
 def test_diffusers_autoencoder_codec_from_disk(tmp_path, kind):
     tiny_autoencoder(kind).save_pretrained(tmp_path / "repo" / "vae")
-    cfg = ModelConfig(preset="tiny", codec=str(tmp_path / "repo"), codec_subfolder="vae")
+    cfg = ModelConfig(net="tiny", codec=str(tmp_path / "repo"), codec_subfolder="vae")
     m = SRModel(cfg)
     assert isinstance(m.codec, M.AutoencoderCodec) and not m.codec.pixel_range
     channels = 3 if kind == "vq" else 4
@@ -253,39 +255,22 @@ def test_autoencoder_of_the_wrong_factor_is_refused(tmp_path):
         M.build_codec(ModelConfig(codec=str(tmp_path / "f8")))
 
 
-def test_unreachable_weights_fail_fast_with_advice(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+def test_missing_autoencoder_fails_fast_with_advice(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: nothing is downloaded
     t0 = time.perf_counter()
     with pytest.raises(RuntimeError) as err:
         M.build_codec(ModelConfig(codec="someone/some-vae", codec_subfolder="vqvae"))
     assert time.perf_counter() - t0 < 10
     msg = str(err.value)
-    assert "someone/some-vae" in msg and "--vae pixel" in msg and "--vae DIR" in msg
-    assert not M.hub_reachable()
-
-
-def test_hub_reachability_is_a_short_socket_check(monkeypatch):
-    import socket
-
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    calls = []
-
-    def refuse(address, timeout):
-        calls.append(timeout)
-        raise OSError("Name or service not known")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    assert not M.hub_reachable() and calls == [3.0]
-    monkeypatch.setattr(socket, "create_connection", lambda address, timeout: socket.socket())
-    assert M.hub_reachable()
+    assert "python tools/fetch.py vae someone/some-vae --subfolder vqvae" in msg
+    assert "--vae pixel" in msg and "--vae DIR" in msg
 
 
 # ------------------------------------------------------------------ networks
 
 
-def test_network_presets():
-    n = lambda preset: sum(p.numel() for p in M.build_unet(preset, 48).parameters())  # noqa: E731
+def test_network_sizes():
+    n = lambda size: sum(p.numel() for p in M.build_unet(size, 48).parameters())  # noqa: E731
     assert n("tiny") <= 3e6
     assert 70e6 <= n("base") <= 80e6
     net = M.build_unet("base", 48)
@@ -302,7 +287,7 @@ def test_network_input_is_latent_plus_lr(tiny):
 
 def test_conditioning_on_y0_feeds_the_bicubic_latent_to_the_network():
     torch.manual_seed(0)
-    m = SRModel(ModelConfig(preset="tiny", param="x0", cond="lr+y0"))
+    m = SRModel(ModelConfig(net="tiny", param="x0", cond="lr+y0"))
     assert m.net.config.in_channels == 48 + 48 + 3
     lr, x_t, t = torch.rand(1, 3, 16, 16), torch.randn(1, 48, 16, 16), torch.tensor([2])
     y0 = m.encode_lr(lr)
@@ -310,15 +295,7 @@ def test_conditioning_on_y0_feeds_the_bicubic_latent_to_the_network():
         torch.testing.assert_close(m(x_t, lr, t), m(x_t, lr, t, y0))
         assert (m(x_t, lr, t, y0 + 0.5) - m(x_t, lr, t, y0)).abs().max() > 1e-3
     with pytest.raises(ValueError, match="lr, lr\\+y0"):
-        SRModel(ModelConfig(preset="tiny", cond="hr"))
-
-
-def test_checkpoints_without_a_condition_field_load_as_lr_conditioned(tmp_path, tiny):
-    """Files written before `cond` existed were conditioned on the LR image alone."""
-    obj = torch.load(C.save_checkpoint(tmp_path / "t.pt", tiny) or tmp_path / "t.pt", weights_only=True)
-    del obj["config"]["cond"]
-    torch.save(obj, tmp_path / "old.pt")
-    assert C.load_checkpoint(tmp_path / "old.pt").cfg.cond == "lr"
+        SRModel(ModelConfig(net="tiny", cond="hr"))
 
 
 def test_patchgan_receptive_field_is_70():
@@ -339,25 +316,13 @@ def test_patchgan_receptive_field_is_70():
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, tiny):
     path = tmp_path / "run" / "teacher.pt"
-    C.save_checkpoint(path, tiny, step=7)
+    C.save_checkpoint(path, tiny, "light", step=7)
     assert not list(path.parent.glob("*.tmp"))
     loaded = C.load_checkpoint(path, kind="teacher")
     assert loaded.cfg == tiny.cfg and loaded.kind == "teacher" and not loaded.training
     lr, eps = photo(size=16), torch.randn(1, 48, 16, 16)
     assert torch.equal(loaded.upscale(lr, eps, steps=2), tiny.upscale(lr, eps, steps=2))
     assert C.read_checkpoint(path)["step"] == 7
-
-
-def test_compiled_and_ddp_prefixes_are_stripped(tmp_path, tiny):
-    path = tmp_path / "s.pt"
-    C.save_checkpoint(path, tiny)
-    obj = torch.load(path, weights_only=True)
-    expected = tiny.net.state_dict()
-    for prefix in ("_orig_mod.", "module.", "module._orig_mod."):  # torch.compile, DDP, DDP inside compile
-        torch.save({**obj, "weights": {prefix + k: v for k, v in expected.items()}}, path)
-        loaded = C.load_checkpoint(path).net.state_dict()
-        assert loaded.keys() == expected.keys()
-        assert all(torch.equal(loaded[k], expected[k]) for k in expected), prefix
 
 
 def test_bad_checkpoints_are_refused_by_name(tmp_path, tiny):
@@ -367,7 +332,7 @@ def test_bad_checkpoints_are_refused_by_name(tmp_path, tiny):
     with pytest.raises(ValueError, match="partial.pt is not a vpdsr checkpoint"):
         C.load_checkpoint(tmp_path / "partial.pt")
     good = tmp_path / "teacher.pt"
-    C.save_checkpoint(good, tiny)
+    C.save_checkpoint(good, tiny, "light", 0)
     cut = tmp_path / "truncated.pt"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(ValueError, match="truncated.pt.*truncated or corrupt"):
@@ -379,7 +344,7 @@ def test_bad_checkpoints_are_refused_by_name(tmp_path, tiny):
     with pytest.raises(ValueError, match="holds a teacher, but a student"):
         C.load_checkpoint(good, kind="student")
     obj = torch.load(good, weights_only=True)
-    obj["config"]["preset"] = "base"  # weights of a tiny network, config of a base one
+    obj["config"]["net"] = "base"  # weights of a tiny network, config of a base one
     torch.save(obj, tmp_path / "mismatch.pt")
     with pytest.raises(ValueError, match="mismatch.pt: the weights do not fit"):
         C.load_checkpoint(tmp_path / "mismatch.pt")
@@ -392,7 +357,7 @@ def test_precond_coefficients_are_the_best_linear_guess_and_its_error():
     """c_skip and c_out against a least-squares fit on samples of the forward process: with d ~ N(0, σ_d²),
     u = x_t − y₀ = (1 − η_t)·d + κ√η_t·ε, the fitted slope of d on u is c_skip, and the residual's
     standard deviation is c_out."""
-    m = SRModel(ModelConfig(preset="tiny", T=4, kappa=0.5, min_noise_level=0.2, param="precond", sigma_data=0.3))
+    m = SRModel(ModelConfig(net="tiny", T=4, kappa=0.5, min_noise_level=0.2, param="precond", sigma_data=0.3))
     g = torch.Generator().manual_seed(0)
     n = 400_000
     for t in range(1, 5):
@@ -406,53 +371,23 @@ def test_precond_coefficients_are_the_best_linear_guess_and_its_error():
         assert c_in == pytest.approx(1 / u.std().item(), rel=0.01)
 
 
-@pytest.mark.parametrize("param", ["residual", "precond"])
-def test_untrained_residual_and_precond_models_start_from_y0(param):
-    """The last convolution starts at zero: the residual output is y₀ (the bicubic upscale) at every t; the
-    preconditioned output is y₀ + c_skip·(x_t − y₀), which is y₀ at t = T up to η_T's remainder."""
+def test_untrained_precond_model_starts_from_the_linear_guess():
+    """The last convolution starts at zero: the preconditioned output is y₀ + c_skip·(x_t − y₀), which is y₀
+    (the bicubic upscale) at t = T up to η_T's remainder."""
     torch.manual_seed(0)
-    m = SRModel(ModelConfig(preset="tiny", param=param, T=15)).eval()
+    m = SRModel(ModelConfig(net="tiny", param="precond", T=15)).eval()
     lr = photo(size=32)
     y0 = m.encode_lr(lr)
     x_t = y0 + 0.3 * torch.randn_like(y0)
     for t in (1, 8, 15):
-        c_skip = m.precond(torch.tensor([t]))[1] if param == "precond" else 0.0
+        c_skip = m.precond(torch.tensor([t]))[1]
         torch.testing.assert_close(m(x_t, lr, t), y0 + c_skip * (x_t - y0))
         torch.testing.assert_close(m(x_t, lr, t, y0), m(x_t, lr, t))  # y₀ passed or computed: the same
 
 
-def test_precond_loss_weight_is_one_over_c_out_squared_with_mean_one():
-    m = SRModel(ModelConfig(preset="tiny", T=4, min_noise_level=0.2, param="precond"))
-    t = torch.arange(1, 5)
-    w = m.loss_weight(t, "precond")
-    c_out = m.precond(t)[2].flatten()
-    assert w.mean().item() == pytest.approx(1.0)
-    torch.testing.assert_close(w * c_out**2, (w * c_out**2)[:1].expand(4))  # w ∝ 1/c_out²
-    assert (w.diff() < 0).all()  # small t (little noise, fine detail) weighs most
-    assert m.loss_weight(t).tolist() == [1.0] * 4
-    with pytest.raises(ValueError, match="uniform or precond"):
-        m.loss_weight(t, "snr")
-
-
 def test_unknown_parametrisation_is_refused():
-    with pytest.raises(ValueError, match="x0, residual, precond"):
-        SRModel(ModelConfig(preset="tiny", param="eps"))
-
-
-def test_v1_checkpoints_load_as_x0_and_future_formats_are_refused(tmp_path, tiny):
-    """A v1 file predates the param and cond fields: it was an x₀-parametrised network that saw the LR image
-    alone, and loads as one, although today's defaults differ."""
-    obj = {"format": "vpdsr-checkpoint-v1", "kind": "teacher", "weights": tiny.net.state_dict(),
-           "config": {k: v for k, v in asdict(tiny.cfg).items() if k not in ("param", "sigma_data", "cond")}}
-    torch.save(obj, tmp_path / "v1.pt")
-    loaded = C.load_checkpoint(tmp_path / "v1.pt")
-    assert loaded.cfg.param == "x0" and loaded.cfg.cond == "lr" and ModelConfig().param != "x0"
-    lr = photo(size=32)
-    eps = torch.randn(1, 48, 32, 32, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(loaded.upscale(lr, eps), tiny.upscale(lr, eps))
-    torch.save({**obj, "format": "vpdsr-checkpoint-v9"}, tmp_path / "v9.pt")
-    with pytest.raises(ValueError, match="v9.pt is a vpdsr-checkpoint-v9 file.*update vpdsr"):
-        C.load_checkpoint(tmp_path / "v9.pt")
+    with pytest.raises(ValueError, match="x0, precond"):
+        SRModel(ModelConfig(net="tiny", param="eps"))
 
 
 @pytest.mark.parametrize("sigma_d", [0.2, 0.1])
@@ -462,7 +397,7 @@ def test_untrained_precond_sampler_turns_noise_into_white_detail_of_about_sigma_
     a little below σ_d in amplitude (the discrete steps shrink it). So σ_d sets how much texture a network
     that has learned little will invent."""
     torch.manual_seed(0)
-    m = SRModel(ModelConfig(preset="tiny", T=4, kappa=0.25, min_noise_level=0.04, param="precond",
+    m = SRModel(ModelConfig(net="tiny", T=4, kappa=0.25, min_noise_level=0.04, param="precond",
                             sigma_data=sigma_d)).eval()
     lr = photo(size=32)
     y0 = m.encode_lr(lr).expand(16, -1, -1, -1)
@@ -477,8 +412,8 @@ def test_untrained_precond_sampler_turns_noise_into_white_detail_of_about_sigma_
 
 def test_16_bit_checkpoints_load_back_as_fp32(tmp_path, tiny):
     """Distributed weights may be stored at 16 bits: half the file, and fp32 parameters again once loaded."""
-    C.save_checkpoint(tmp_path / "full.pt", tiny)
-    C.save_checkpoint(tmp_path / "half.pt", tiny, dtype=torch.float16)
+    C.save_checkpoint(tmp_path / "full.pt", tiny, "light", 0)
+    C.save_checkpoint(tmp_path / "half.pt", tiny, "light", 0, dtype=torch.float16)
     assert (tmp_path / "half.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size
     assert all(v.dtype == torch.float16 for v in C.read_checkpoint(tmp_path / "half.pt")["weights"].values()
                if v.is_floating_point())
@@ -489,10 +424,10 @@ def test_16_bit_checkpoints_load_back_as_fp32(tmp_path, tiny):
 
 
 def test_manifest_refuses_a_flipped_bit_by_name(tmp_path, tiny):
-    C.save_checkpoint(tmp_path / "student.pt", M.make_student(tiny), dtype=torch.float16)
-    C.save_checkpoint(tmp_path / "other.pt", tiny)  # not listed: loads without a check
-    manifest = C.write_manifest(tmp_path, ["student.pt"])
-    assert manifest.read_text().split() == [C.sha256_file(tmp_path / "student.pt"), "student.pt"]
+    C.save_checkpoint(tmp_path / "student.pt", M.make_student(tiny), "light", 0, dtype=torch.float16)
+    C.save_checkpoint(tmp_path / "other.pt", tiny, "light", 0)  # not listed: loads without a check
+    manifest = export.write_manifest(tmp_path, ["student.pt"])
+    assert manifest.read_text().split() == [sha256_file(tmp_path / "student.pt"), "student.pt"]
     assert C.verify(tmp_path / "student.pt") and not C.verify(tmp_path / "other.pt")
     C.load_checkpoint(tmp_path / "student.pt", kind="student")
     data = bytearray((tmp_path / "student.pt").read_bytes())

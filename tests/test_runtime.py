@@ -3,21 +3,21 @@
 import pytest
 import torch
 
-import runtime as R
+import runtime
 
 
 def test_precision_policy(monkeypatch, capsys):
     cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)  # (the policy reads the device type only)
-    for name in R.PRECISIONS:  # the CPU always runs fp32; asking for half precision there says so
-        assert R.resolve_precision(name, cpu) == torch.float32
+    for name in runtime.PRECISIONS:  # the CPU always runs fp32; asking for half precision there says so
+        assert runtime.resolve_precision(name, cpu) == torch.float32
     assert "not used on the CPU" in capsys.readouterr().out
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
-    assert R.resolve_precision("auto", gpu) == torch.bfloat16
+    assert runtime.resolve_precision("auto", gpu) == torch.bfloat16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
-    assert R.resolve_precision("auto", gpu) == torch.float16  # an older GPU: fp16 (train.py scales the loss)
-    assert R.resolve_precision("fp32", gpu) == torch.float32
+    assert runtime.resolve_precision("auto", gpu) == torch.float16  # an older GPU: fp16 (train.py scales the loss)
+    assert runtime.resolve_precision("fp32", gpu) == torch.float32
     with pytest.raises(ValueError, match="auto, bf16, fp16, fp32"):
-        R.resolve_precision("fp8", cpu)
+        runtime.resolve_precision("fp8", cpu)
 
 
 def test_train_sample_and_evaluate_share_the_policy():
@@ -26,14 +26,14 @@ def test_train_sample_and_evaluate_share_the_policy():
     import sample
     import train
 
-    assert sample.resolve_precision is evaluate.resolve_precision is train.resolve_precision is R.resolve_precision
-    assert sample.resolve_device is evaluate.resolve_device is train.resolve_device is R.resolve_device
+    assert sample.resolve_precision is evaluate.resolve_precision is train.resolve_precision is runtime.resolve_precision
+    assert sample.resolve_device is evaluate.resolve_device is train.resolve_device is runtime.resolve_device
     args, _ = config.parse_args(["--precision", "fp16"])
     assert args.precision == "fp16"
 
 
 def test_autocast_is_off_in_fp32():
-    with R.autocast(torch.device("cpu"), torch.float32):
+    with runtime.autocast(torch.device("cpu"), torch.float32):
         assert not torch.is_autocast_enabled("cpu")
-    with R.autocast(torch.device("cpu"), torch.bfloat16):
+    with runtime.autocast(torch.device("cpu"), torch.bfloat16):
         assert torch.is_autocast_enabled("cpu")

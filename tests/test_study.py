@@ -1,4 +1,4 @@
-"""Tests of study.py, the recipe study: its measurements and its table. CPU, seconds.
+"""Tests of tools/study.py: its studies run end to end on tiny settings (train.py, evaluate.py). CPU, ~20 s.
 
     python -m pytest tests/test_study.py
 """
@@ -6,41 +6,74 @@
 import pytest
 import torch
 
-import checkpoint as C
-import model as M
-import study
+import checkpoint
+import metrics
+import model
+from conftest import tool
+
+study = tool("study")
 
 
 def test_cell_is_mean_and_half_range_over_seeds():
-    assert study.cell([1.0, 2.0]) == "1.50 ± 0.50"
-    assert study.cell([0.1234], 3) == "0.123"
+    assert study.cell([1.0, 2.0]) == "1.50 ± 0.50" and study.cell([0.1234], 3) == "0.123"
+    assert study.cell([1.0, None]) == "n/a"  # a metric a run could not measure
 
 
-def test_recorder_keeps_every_estimate_of_a_sampler_path():
+def test_sigma_data_measures_the_spread_and_says_sigma_d_is_set_below_it(capsys):
+    assert study.main(["--sigma-data", "--degradation", "bicubic", "--patch-size", "32", "--batches", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "demo, 32² crops, bicubic: std of x₀ − y₀ = 0." in printed
+    assert "set below these on purpose: it is a tuning value, not this std" in printed
+    spread = study.sigma_data("demo", ["bicubic"], [32], batches=1)[32, "bicubic"]
+    assert model.ModelConfig().sigma_data < spread < 0.5  # (the pixel latent itself has a spread of about 0.5)
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory):
+    """A T = 2 teacher, random weights, trained (it says) on the light degradation."""
+    path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
     torch.manual_seed(0)
-    m = M.SRModel(M.ModelConfig(preset="tiny", T=4, param="precond")).eval()
-    lr = torch.rand(1, 3, 8, 8)
-    y0 = m.encode_lr(lr)
-    eps = torch.randn(y0.shape)
-    rec = study.Recorder(m)
-    out = M.sample_deterministic(rec, rec.prior_sample(y0, eps), y0, lr)
-    assert sorted(rec.x0_hats) == [1, 2, 3, 4]
-    torch.testing.assert_close(out, rec.x0_hats[1])  # the last step returns x̂₀ at t = 1
+    checkpoint.save_checkpoint(path, model.SRModel(model.ModelConfig(net="tiny", T=2)), "light", 0)
+    return path
 
 
-def test_measure_and_table_on_a_tiny_teacher(tmp_path):
-    """One LR draw per held-out photo, a T = 2 teacher: every method and curve is measured, and the table
-    has its row, with bicubic's numbers independent of the teacher."""
-    torch.manual_seed(0)
-    C.save_checkpoint(tmp_path / "teacher.pt", M.SRModel(M.ModelConfig(preset="tiny", T=2, param="precond")))
-    res = study.measure(tmp_path / "teacher.pt", study.eval_pairs(1))
-    assert res["T"] == 2 and [r["photo"] for r in res["rows"]] == ["chelsea", "rocket"]
-    row = res["rows"][0]
-    assert set(row) >= {"bicubic", "1call", "det", "anc", "curves"}
-    assert set(row["det"]) == {"psnr", "lf_psnr", "hf_ratio", "hf_corr"}
-    assert sorted(row["curves"]["fresh"]) == sorted(row["curves"]["det"]) == [1, 2]
-    # an untrained precond model returns y₀ + c_skip·(x_T − y₀): at t = T nearly bicubic
-    assert row["1call"]["lf_psnr"] == pytest.approx(row["bicubic"]["lf_psnr"], abs=0.5)
-    results = [{"name": "x0-T15", "seed": s, "iters": 10, "train_seconds": 1.0, **res} for s in (0, 1)]
-    text = study.table(results)
-    assert "| x0-T15 | 10 | 2 | 1 |" in text and "bicubic: PSNR" in text
+def test_ablation_runs_end_to_end(tmp_path, tiny_teacher, monkeypatch, capsys):
+    """One loss set, one seed, two student steps of train.py on the demo photos, evaluate.py on the held-out
+    ones: the table has its row; a second run finds the report and trains nothing."""
+    monkeypatch.chdir(tmp_path)  # (runs/ablation and results/study go here)
+    monkeypatch.setattr(metrics, "weights_dir", lambda: tmp_path / "no-weights")  # LPIPS & co: n/a, faster
+    calls = []
+    real_train = study.train
+    monkeypatch.setattr(study, "train", lambda args, log=None: calls.append(args) or real_train(args, log))
+    argv = ["--ablation", str(tiny_teacher), "--seeds", "0", "--loss-set", "distillation", "--data", "demo",
+            "--train-args", "--student-iters 2 --ckpt-every 2 --batch-size 2"]
+    assert study.main(argv) == 0
+    [args] = calls  # train.py's current flags, the tiny settings last
+    assert args[args.index("--net") + 1] == "tiny" and args[args.index("--learning-rate") + 1] == "2e-4"
+    assert args[-6:] == ["--student-iters", "2", "--ckpt-every", "2", "--batch-size", "2"]
+    table = (tmp_path / "results" / "study" / "ablation.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| distillation |"))
+    cells = row.strip("| \n").split(" | ")[1:]
+    assert len(cells) == len(study.ABLATION_KEYS) and 5 < float(cells[0]) < 50 and cells[3] == "n/a"
+    report = tmp_path / "runs" / "ablation" / "distillation-s0" / "report"
+    assert "degradation light (--degradation;" in (report / "summary.md").read_text()
+    assert study.main(argv) == 0 and len(calls) == 1 and row in capsys.readouterr().out  # nothing trained again
+
+
+def test_generalise_trains_and_measures_one_teacher_per_degradation_and_data(tmp_path, monkeypatch):
+    monkeypatch.setattr(metrics, "weights_dir", lambda: tmp_path / "no-weights")
+    table = study.generalise(tmp_path, ["bicubic"], ["demo"], held_out="demo",
+                             extra=["--teacher-iters", "2", "--ckpt-every", "2", "--batch-size", "2",
+                                    "--diffusion-steps", "2"])
+    assert (tmp_path / "bicubic-demo" / "teacher.pt").exists() and (tmp_path / "bicubic-demo" / "study.log").exists()
+    [row] = [line for line in table.splitlines() if line.startswith("| bicubic | demo |")]
+    assert row.startswith("| bicubic | demo | chelsea + rocket | ") and row.count("(") == 2  # the two gains
+
+
+def test_one_study_at_a_time(capsys):
+    with pytest.raises(SystemExit):
+        study.main([])
+    assert "one of the arguments --sigma-data --ablation --generalise is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        study.main(["--sigma-data", "--generalise"])
+    assert "not allowed with argument" in capsys.readouterr().err

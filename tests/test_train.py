@@ -1,5 +1,5 @@
 """Tests of train.py: smoke runs of both stages on the demo photos, resume, failures, DDP, compile,
-benchmark. CPU; tiny networks, 32² patches, a handful of steps.
+the benchmark, the settings. CPU; tiny networks, 32² patches, a handful of steps.
 
     python -m pytest tests/test_train.py            # ~1 min
     python -m pytest tests/test_train.py -m "not slow"
@@ -15,33 +15,33 @@ from pathlib import Path
 import pytest
 import torch
 
-import losses as L
 import checkpoint as C
 import config
+import losses
 import model as M
 import sample as S
-import train as T
+import train
+from tools import bench, plot_losses, preview
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--data", "demo", "--preset", "tiny", "--batch-size", "2", "--patch-size", "32", "--log-every", "1",
-        "--sample-every", "2", "--ckpt-every", "2", "--warmup", "2"]
+TINY = ["--data", "demo", "--net", "tiny", "--batch-size", "2", "--patch-size", "32", "--log-every", "1",
+        "--ckpt-every", "2", "--warmup", "2"]
 
 
-def train(out, *extra):
-    return T.main([*TINY, "--out", str(out), *map(str, extra)])
+def run_train(out, *extra):
+    return train.main([*TINY, "--out", str(out), *map(str, extra)])
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """Both stages, 4 + 4 steps, the discriminator joining at student step 2."""
     out = tmp_path_factory.mktemp("smoke")
-    assert train(out, "--teacher-iters", 4, "--student-iters", 4, "--adv-start", 2) == 0
+    assert run_train(out, "--teacher-iters", 4, "--student-iters", 4, "--adv-start", 2) == 0
     return out
 
 
 def test_smoke_run_writes_every_file(smoke):
-    for name in ["teacher.pt", "student.pt", "last.pt", "config.json", "log.jsonl", "loss_teacher.png",
-                 "loss_student.png", "samples/teacher_000004.png", "samples/student_000004.png"]:
+    for name in ["teacher.pt", "student.pt", "last.pt", "config.json", "log.jsonl"]:
         assert (smoke / name).is_file(), name
     log = [json.loads(line) for line in open(smoke / "log.jsonl")]
     teacher = [r for r in log if r["stage"] == "teacher"]
@@ -51,16 +51,23 @@ def test_smoke_run_writes_every_file(smoke):
     assert {"dist", "ess", "hfp", "total"} <= set(student[0]) and "adv" not in student[0]
     assert {"adv", "d"} <= set(student[-1])  # the discriminator joined at --adv-start
     # linear warm-up over 2 steps: the first step runs at half the rate
-    assert teacher[0]["learning_rate"] == pytest.approx(config.PRESET_DEFAULTS["tiny"]["learning_rate"] / 2)
+    assert teacher[0]["learning_rate"] == pytest.approx(config.DEFAULTS["tiny"]["learning_rate"] / 2)
     written = json.loads((smoke / "config.json").read_text())
-    assert written["args"]["batch_size"] == 2 and written["degradation"]["scale"] == 4
+    assert written["args"]["batch_size"] == 2 and written["degradation"]["pipeline"] == "second-order"
+    assert plot_losses.plot_losses(smoke) == [smoke / "loss_teacher.png", smoke / "loss_student.png"]
+    grid = preview.preview(smoke, n=2)
+    assert grid == smoke / "samples" / "preview_t4_s4.png"
+    from PIL import Image
+
+    with Image.open(grid) as im:  # 2 rows of LR | teacher | student | HR, 32² crops, 2-pixel padding
+        assert im.size == (4 * 34 + 2, 2 * 34 + 2)
 
 
 def test_checkpoints_load_back_and_upscale(smoke, tmp_path):
     teacher = C.load_checkpoint(smoke / "teacher.pt", kind="teacher")
     student = C.load_checkpoint(smoke / "student.pt", kind="student")
-    assert teacher.cfg == student.cfg and teacher.cfg.preset == "tiny"
-    assert C.read_checkpoint(smoke / "student.pt")["step"] == 4
+    assert teacher.cfg == student.cfg and teacher.cfg.net == "tiny"
+    assert student.info["step"] == 4 and student.info["degradation"] == "resshift"
     assert not all(torch.equal(a, b) for a, b in zip(teacher.net.parameters(), student.net.parameters()))
     rgb = torch.rand(3, 20, 28)
     assert S.upscale_image(student, rgb).shape == (3, 80, 112)
@@ -69,19 +76,19 @@ def test_checkpoints_load_back_and_upscale(smoke, tmp_path):
 def test_distillation_target_in_the_loop_is_the_teachers_sampler(smoke, monkeypatch):
     """Spy on one student step: the target it regresses to is sample_deterministic of the frozen teacher
     from the very x_T the student starts from."""
-    args, _ = T.parse_args([*TINY, "--out", str(smoke)])
-    run = T.Run(args)
+    args, _ = config.parse_args([*TINY, "--out", str(smoke)])
+    run = train.Run(args)
     teacher = C.load_checkpoint(smoke / "teacher.pt", kind="teacher")
-    s = T.setup_student(run, teacher, None, T.load_ess_encoder(run))
+    s = train.setup_student(run, teacher, None, train.load_ess_encoder(run))
     seen = {}
-    original = L.distillation
+    original = losses.distillation
     def spy(x0_hat, target):
         seen["target"] = target
         return original(x0_hat, target)
 
-    monkeypatch.setattr(L, "distillation", spy)
+    monkeypatch.setattr(losses, "distillation", spy)
     hr = torch.rand(2, 3, 32, 32)
-    T.student_step(run, s, hr, step=0)
+    train.student_step(run, s, hr, step=0)
     g, dg = run.generators(1, 0)
     from degrade import degrade
 
@@ -119,29 +126,29 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
     """CPU, fp32: stopped in the teacher stage, and again in the student stage, then resumed, the run ends
     with the same weights as one that never stopped."""
     steps = ["--adv-start", 1, "--ckpt-every", 1]
-    assert train(tmp_path / "straight", "--teacher-iters", 4, "--student-iters", 3, *steps) == 0
+    assert run_train(tmp_path / "straight", "--teacher-iters", 4, "--student-iters", 3, *steps) == 0
     part = tmp_path / "parts"
-    assert train(part, "--teacher-iters", 2, "--stage", "teacher", *steps) == 0
-    assert train(part, "--teacher-iters", 4, "--student-iters", 2, "--resume", *steps) == 0
+    assert run_train(part, "--teacher-iters", 2, "--stage", "teacher", *steps) == 0
+    assert run_train(part, "--teacher-iters", 4, "--student-iters", 2, "--resume", *steps) == 0
     assert_same_weights(tmp_path / "straight" / "teacher.pt", part / "teacher.pt")
-    assert train(part, "--teacher-iters", 4, "--student-iters", 3, "--resume", *steps) == 0
+    assert run_train(part, "--teacher-iters", 4, "--student-iters", 3, "--resume", *steps) == 0
     assert_same_weights(tmp_path / "straight" / "student.pt", part / "student.pt")
     state = torch.load(part / "last.pt", weights_only=True)
-    assert state["stage"] == "student" and state["step"] == 3 and "opt_d" in state
+    assert state["stage"] == "student" and state["step"] == 3 and "opt" in state["trained_d"]
 
 
 def test_resume_keeps_the_runs_own_settings(tmp_path, capsys):
     """A resumed run takes its settings from last.pt: only step counts and such may change."""
-    assert train(tmp_path, "--teacher-iters", 2, "--stage", "teacher") == 0
-    assert T.main(["--out", str(tmp_path), "--resume", "--stage", "teacher", "--teacher-iters", "3"]) == 0
+    assert run_train(tmp_path, "--teacher-iters", 2, "--stage", "teacher") == 0
+    assert train.main(["--out", str(tmp_path), "--resume", "--stage", "teacher", "--teacher-iters", "3"]) == 0
     assert "with the run's own" in capsys.readouterr().out
-    assert C.load_checkpoint(tmp_path / "teacher.pt").cfg.preset == "tiny"
+    assert C.load_checkpoint(tmp_path / "teacher.pt").cfg.net == "tiny"
     assert C.read_checkpoint(tmp_path / "teacher.pt")["step"] == 3
     assert json.loads((tmp_path / "config.json").read_text())["args"]["workers"] == 0  # tiny's, not base's
     with pytest.raises(SystemExit, match="--batch-size cannot change when a run is resumed"):
-        T.main(["--out", str(tmp_path), "--resume", "--batch-size", "4"])
-    with pytest.raises(SystemExit, match="--lr cannot change"):  # the flag's name, not its dest's
-        T.main(["--out", str(tmp_path), "--resume", "--lr", "0.5"])
+        train.main(["--out", str(tmp_path), "--resume", "--batch-size", "4"])
+    with pytest.raises(SystemExit, match="--learning-rate cannot change"):
+        train.main(["--out", str(tmp_path), "--resume", "--learning-rate", "0.5"])
 
 
 def test_the_models_defaults_are_the_recipe_training_uses():
@@ -150,7 +157,7 @@ def test_the_models_defaults_are_the_recipe_training_uses():
     import model as M
 
     for argv, cfg in [([], M.ModelConfig()), (["--recipe", "resshift"], M.ModelConfig(**M.RESSHIFT))]:
-        args, _ = T.parse_args(["--preset", "tiny", *argv])
+        args, _ = config.parse_args(["--net", "tiny", *argv])
         assert (args.diffusion_steps, args.kappa, args.min_noise_level, args.param, args.sigma_data, args.cond) \
             == (cfg.T, cfg.kappa, cfg.min_noise_level, cfg.param, cfg.sigma_data, cfg.cond)
     assert (M.ModelConfig().T, M.ModelConfig().kappa, M.ModelConfig().param) == (4, 0.25, "precond")
@@ -158,25 +165,25 @@ def test_the_models_defaults_are_the_recipe_training_uses():
 
 def test_resume_under_another_number_of_processes_is_refused(tmp_path, monkeypatch):
     """Each process takes its own slice of every batch: another world size would change the data."""
-    assert train(tmp_path, "--teacher-iters", 1, "--stage", "teacher") == 0
+    assert run_train(tmp_path, "--teacher-iters", 1, "--stage", "teacher") == 0
     assert torch.load(tmp_path / "last.pt", weights_only=True)["world_size"] == 1
     monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun would set (checked before any process group starts)
     with pytest.raises(SystemExit, match="trained by 1 process.*resume it with the same number.*has 2"):
-        T.main(["--out", str(tmp_path), "--resume", "--teacher-iters", "2"])
+        train.main(["--out", str(tmp_path), "--resume", "--teacher-iters", "2"])
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
-    original = L.teacher_loss
+    original = losses.teacher_loss
     calls = []
 
-    def poisoned(x0_hat, x0, weight=None):
+    def poisoned(*args):
         calls.append(1)
-        loss = original(x0_hat, x0, weight)
+        loss = original(*args)
         return loss * float("nan") if len(calls) > 2 else loss
 
-    monkeypatch.setattr(L, "teacher_loss", poisoned)
+    monkeypatch.setattr(losses, "teacher_loss", poisoned)
     with pytest.raises(SystemExit) as err:
-        train(tmp_path, "--teacher-iters", 6, "--stage", "teacher")
+        run_train(tmp_path, "--teacher-iters", 6, "--stage", "teacher")
     assert err.value.code == 1
     out = capsys.readouterr().out
     assert "NaN or infinite in the teacher stage by step 3" in out and "last.pt (step 2)" in out
@@ -186,32 +193,31 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
 
 def test_refuses_bad_inputs(tmp_path, smoke, monkeypatch):
     with pytest.raises(SystemExit, match="already holds a run"):
-        train(smoke, "--teacher-iters", 1)
+        run_train(smoke, "--teacher-iters", 1)
     with pytest.raises(SystemExit, match="nothing to resume"):
-        train(tmp_path / "empty", "--resume")
+        run_train(tmp_path / "empty", "--resume")
     with pytest.raises(SystemExit, match="student.pt holds a student, but a teacher"):
-        train(tmp_path / "s1", "--stage", "student", "--teacher", smoke / "student.pt")
+        run_train(tmp_path / "s1", "--stage", "student", "--teacher", smoke / "student.pt")
     with pytest.raises(SystemExit, match="trained with codec 'pixel', not --vae some/vae"):
-        train(tmp_path / "s2", "--stage", "student", "--teacher", smoke / "teacher.pt", "--vae", "some/vae")
+        run_train(tmp_path / "s2", "--stage", "student", "--teacher", smoke / "teacher.pt", "--vae", "some/vae")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as err:
-        train(tmp_path / "s3", "--data", "DIV2K")
-    assert "DIV2K/DIV2K_train_HR" in str(err.value.code) and "--download" in str(err.value.code)
+        run_train(tmp_path / "s3", "--data", "DIV2K")
+    assert "DIV2K/DIV2K_train_HR" in str(err.value.code) and "python tools/fetch.py DIV2K" in str(err.value.code)
 
 
 def test_student_stage_from_a_given_teacher(tmp_path, smoke):
-    assert train(tmp_path, "--stage", "student", "--teacher", smoke / "teacher.pt", "--student-iters", 2) == 0
-    assert C.load_checkpoint(tmp_path / "student.pt", kind="student").cfg.preset == "tiny"
+    assert run_train(tmp_path, "--stage", "student", "--teacher", smoke / "teacher.pt", "--student-iters", 2) == 0
+    assert C.load_checkpoint(tmp_path / "student.pt", kind="student").cfg.net == "tiny"
     assert not (tmp_path / "teacher.pt").exists()
 
 
 def test_benchmark_runs_on_cpu(capsys):
-    import bench
-
-    assert bench.main(["--preset", "tiny", "--batch-size", "2", "--patch-size", "32"]) == 0
+    assert bench.main(["--net", "tiny", "--batch-size", "2", "--patch-size", "32", "--clip", "random"]) == 0
     out = capsys.readouterr().out
-    for part in ["teacher", "student", "degradation", "teacher targets (4 steps", "CLIP ESS", "HFP",
-                 "discriminator", "step, end to end", "img/s", "peak memory"]:
+    for part in ["teacher", "student", "degradation", "teacher targets (4 steps", "ESS fwd/bwd (random", "HFP",
+                 "discriminator", "step, end to end", "img/s", "peak memory", "light", "resshift", "bicubic",
+                 "HR crops of scikit-image demo photos"]:
         assert part in out, part
 
 
@@ -233,7 +239,7 @@ def test_ddp_with_two_processes_on_gloo(tmp_path):
 @pytest.mark.slow
 def test_compile_path_on_cpu(tmp_path):
     """Both stages compiled: the trained networks, the no-grad teacher and the discriminator."""
-    assert train(tmp_path, "--compile", "--teacher-iters", 2, "--student-iters", 2, "--adv-start", 1) == 0
+    assert run_train(tmp_path, "--compile", "--teacher-iters", 2, "--student-iters", 2, "--adv-start", 1) == 0
     assert_trained_pair(tmp_path, student_steps=2)
     log = [json.loads(line) for line in open(tmp_path / "log.jsonl")]
     assert "d" in log[-1] and all(math.isfinite(v) for r in log for v in r.values() if isinstance(v, float))
@@ -242,15 +248,15 @@ def test_compile_path_on_cpu(tmp_path):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_both_stages_on_cuda_in_bf16_compiled(tmp_path):
-    assert train(tmp_path, "--device", "cuda", "--teacher-iters", 2, "--student-iters", 2, "--compile") == 0
+    assert run_train(tmp_path, "--device", "cuda", "--teacher-iters", 2, "--student-iters", 2, "--compile") == 0
     assert json.loads((tmp_path / "config.json").read_text())["dtype"] in ("torch.bfloat16", "torch.float16")
     assert_trained_pair(tmp_path, student_steps=2)
 
 
 def test_recipe_flags_reach_the_checkpoint(tmp_path):
-    assert train(tmp_path, "--teacher-iters", 2, "--stage", "teacher", "--diffusion-steps", 4, "--kappa", 0.5,
-                 "--min-noise-level", 0.1, "--param", "precond", "--sigma-data", 0.25, "--loss-weight", "precond",
-                 "--lr-schedule", "cosine") == 0
+    assert run_train(tmp_path, "--teacher-iters", 2, "--stage", "teacher", "--diffusion-steps", 4, "--kappa", 0.5,
+                 "--min-noise-level", 0.1, "--param", "precond", "--sigma-data", 0.25,
+                 "--learning-rate-decay", "cosine") == 0
     cfg = C.load_checkpoint(tmp_path / "teacher.pt").cfg
     assert (cfg.T, cfg.kappa, cfg.min_noise_level, cfg.param, cfg.sigma_data) == (4, 0.5, 0.1, "precond", 0.25)
     assert C.read_checkpoint(tmp_path / "teacher.pt")["format"] == C.FORMAT
@@ -261,7 +267,7 @@ def test_learning_rate_schedules(kind):
     """Linear warm-up over 4 steps (the first step already moves), then constant, or a cosine that falls to
     0 at step 20."""
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    sched = T.warmup_schedule(opt, 4, kind, total=20)
+    sched = train.warmup_schedule(opt, 4, kind, total=20)
     lrs = []
     for _ in range(20):
         lrs.append(sched.get_last_lr()[0])
@@ -274,22 +280,20 @@ def test_learning_rate_schedules(kind):
         assert lrs[4:] == pytest.approx([0.5 * (1 + math.cos(math.pi * (s - 4) / 16)) for s in range(4, 20)])
 
 
-def test_timesteps_uniform_or_weighted_towards_T():
-    g = torch.Generator().manual_seed(0)
-    uniform = T.draw_timesteps(4, 40_000, None, g, "cpu")
-    assert set(uniform.tolist()) == {1, 2, 3, 4}
-    assert abs((uniform == 4).float().mean().item() - 0.25) < 0.01
-    weighted = T.draw_timesteps(4, 40_000, 0.7, g, "cpu")
-    assert abs((weighted == 4).float().mean().item() - 0.7) < 0.01
-    rest = weighted[weighted < 4]
-    assert set(rest.tolist()) == {1, 2, 3} and abs((rest == 1).float().mean().item() - 1 / 3) < 0.02
-    assert set(T.draw_timesteps(4, 100, 1.0, g, "cpu").tolist()) == {4}
-
-
 def test_p_last_follows_the_recipe_unless_given():
     from config import parse_args
 
-    assert parse_args(["--preset", "tiny"])[0].p_last == 0.5  # the pixel recipe
+    assert parse_args(["--net", "tiny"])[0].p_last == 0.5  # the pixel recipe
     assert parse_args(["--recipe", "resshift"])[0].p_last is None  # ResShift: t uniform over 1..T
     assert parse_args(["--p-last", "none"])[0].p_last is None  # said on the command line, over the recipe
     assert parse_args(["--recipe", "resshift", "--p-last", "0.3"])[0].p_last == 0.3
+
+
+def test_print_config_says_where_every_value_comes_from(tmp_path, capsys):
+    assert train.main(["--net", "tiny", "--recipe", "resshift", "--warmup", "7", "--print-config"]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["--warmup"] == ["7", "command", "line"]
+    assert rows["--learning-rate"] == ["0.001", "net", "tiny"]
+    assert rows["--diffusion-steps"] == ["15", "recipe", "resshift"]
+    assert rows["--ema"] == ["0.999", "default"]
+    assert not (tmp_path / "runs").exists()  # nothing trained, nothing written

@@ -10,16 +10,23 @@ sharing a name up to "-s<seed>" are averaged over seeds. Means are over the imag
 """
 
 import argparse
-import csv
 import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import evaluate  # noqa: E402
+
 
 def means(report, method):
-    rows = [r for r in csv.DictReader(open(Path(report) / "metrics.csv")) if r["method"] == method]
-    return tuple(sum(float(r[k]) for r in rows) / len(rows) for k in ("psnr", "lpips"))
+    """(PSNR, LPIPS-alex) of a method, means over the report's images."""
+    psnr, lpips = (evaluate.mean(evaluate.read_metrics(report), method, k) for k in ("psnr", "lpips"))
+    if psnr is None or lpips is None:
+        raise SystemExit(f"error: {report} has no {'psnr' if psnr is None else 'lpips'} for {method} (lpips needs "
+                         "the metrics' weights: python metrics.py --fetch-weights, then evaluate.py again)")
+    return psnr, lpips
 
 
 def main(argv=None):
@@ -33,7 +40,7 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    methods = list(dict.fromkeys(r["method"] for r in csv.DictReader(open(Path(args.reference) / "metrics.csv"))))
+    methods = list(dict.fromkeys(r["method"] for r in evaluate.read_metrics(args.reference)))
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
     for m in methods:
         if m == "bicubic+noise":

@@ -17,7 +17,7 @@ wheel needs no system library, and finds its model files under the layout sr-vul
 (<path>/realsr/), which this script links to the model package's files.
 
 Both peers are GAN-trained on DF2K (DIV2K + Flickr2K) with large networks (16.7 M and 16.7 M parameters) on
-GPUs; Real-ESRGAN with the second-order degradation that this project's `resshift` preset follows. Outputs
+GPUs; Real-ESRGAN with the second-order degradation that this project's `resshift` degradation follows. Outputs
 are 8-bit PNGs exactly 4× the LR size; evaluate.py --compare scores them beside its own rows.
 """
 

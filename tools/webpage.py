@@ -1,22 +1,30 @@
 """
-report.py: the evaluation as a web page to look at: report/index.html, written by evaluate.py.
+tools/webpage.py: an evaluation report (the folder evaluate.py writes) as a web page to look at: REPORT/index.html.
 
-For every image, a before/after slider: two methods (bicubic, teacher, student, the HR image, ...) laid
-on top of each other, the left one shown up to the slider and the right one after it, so that a reader
-can sweep across the image and see what each method kept, lost or invented. Below it, that image's
-numbers; at the top, the mean table and the settings.
+    python evaluate.py --data demo --out report
+    python tools/webpage.py report                                       # writes report/index.html
+    python tools/webpage.py report --screenshots docs/evaluation_page    # and checks it in headless Chromium
 
-The page is one self-contained file: plain HTML, CSS and a few lines of JavaScript, no library and no
-network access. It points at the PNGs evaluate.py saved beside it (<method>/<image>.png), by relative
-paths, so the report folder can be copied or zipped as a whole and opened offline.
+For every image, a before/after slider: two methods (bicubic, teacher, student, the HR image, ...) laid on top of
+each other, the left one shown up to the slider and the right one after it, so that a reader can sweep across the
+image and see what each method kept, lost or invented. Below it, that image's numbers; at the top, the mean table
+and the set-up. It reads what evaluate.py wrote: metrics.csv (the numbers; the methods in its order), summary.md
+(its Command and Set-up lines) and the image folders (<method>/<image>.png, hr/ and lr/ among them).
 
-The initial state can be set in the address: index.html#pos=30&left=bicubic&right=student puts every
-slider at 30 % with those two methods (what the screenshots in the README were taken with).
+The page is one self-contained file: plain HTML, CSS and a few lines of JavaScript, no library and no network
+access. It points at the PNGs beside it by relative paths, so the report folder can be copied or zipped as a
+whole and opened offline. The initial state can be set in the address: index.html#pos=30&left=bicubic&right=student
+puts every slider at 30 % with those two methods (what --screenshots, and the README's screenshot, use).
 """
 
+import argparse
 import html
-import math
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from evaluate import fmt, mean, read_metrics  # noqa: E402
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; }
@@ -60,13 +68,6 @@ for (const box of document.querySelectorAll('.slider')) {
 """
 
 
-def fmt(v, digits=4):
-    """A metric as the tables print it (summary.md's and the page's): 4 significant digits, n/a if missing."""
-    if isinstance(v, str) or v is None:
-        return "n/a"
-    return "inf" if math.isinf(v) else f"{v:.{digits}g}"
-
-
 def table(rows, columns, first):
     """An HTML table: one row per dict, `first` the key of the first (label) column."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in [first, *columns])
@@ -94,23 +95,32 @@ def slider(stem, width, methods, left, right):
 </div>"""
 
 
-def write_html(out, widths, methods, rows, means, columns, settings):
-    """Write out/index.html. widths: {image name: its HR width in pixels}, in page order; methods: the
-    folders under `out` holding one <name>.png per image (the pickers offer them in this order; "hr" is the
-    ground truth); rows: per-image metric dicts (keys image, method and `columns`); means: the same, one
-    per method; settings: lines of plain text."""
-    out = Path(out)
+def write_html(report):
+    """Write report/index.html from the report's metrics.csv, summary.md and image folders; return its path."""
+    from PIL import Image
+
+    report = Path(report)
+    rows = read_metrics(report)
+    images, shown = list(dict.fromkeys(r["image"] for r in rows)), list(dict.fromkeys(r["method"] for r in rows))
+    columns = [k for k in rows[0] if k not in ("image", "method") and any(r[k] is not None for r in rows)]
+    means = [{"method": m, **{k: mean(rows, m, k) for k in columns}} for m in shown]
+    summary = (report / "summary.md").read_text().splitlines() if (report / "summary.md").is_file() else []
+    settings = [line.replace("`", "") for line in summary if line.startswith("Command: ")]
+    settings += summary[summary.index("## Set-up") + 1:] if "## Set-up" in summary else []
+    methods = ["lr", *shown, "hr"]  # the folders the pickers offer, in this order; hr: the real image
     left = "bicubic" if "bicubic" in methods else methods[0]
     right = "student" if "student" in methods else methods[-1]
     sections = []
-    for stem, width in widths.items():
+    for stem in images:
+        with Image.open(report / "hr" / f"{stem}.png") as im:
+            width = im.width
         mine = [r for r in rows if r["image"] == stem]
         sections.append(f"<h2>{html.escape(stem)}</h2>\n{slider(stem, width, methods, left, right)}\n"
                         f"{table(mine, columns, 'method')}")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>vpdsr evaluation</title>
 <style>{STYLE}</style></head><body>
-<h1>vpdsr evaluation: {len(widths)} image{'s' if len(widths) != 1 else ''}</h1>
+<h1>vpdsr evaluation: {len(images)} image{'s' if len(images) != 1 else ''}</h1>
 <p>Drag a slider to sweep between the two methods picked above it (the left one is shown left of the
 yellow line). <code>hr</code> is the real high-resolution image; <code>lr</code> the input, enlarged
 without interpolation. Numbers: means over the images (see summary.md beside this page for what each
@@ -121,12 +131,12 @@ metric measures).</p>
 <script>{SCRIPT}</script>
 </body></html>
 """
-    (out / "index.html").write_text(page)
-    return out / "index.html"
+    (report / "index.html").write_text(page)
+    return report / "index.html"
 
 
 # ---------------------------------------------------------------------------------------------------
-# Checking the page in a real browser: python report.py PAGE --screenshots DIR
+# Checking the page in a real browser: --screenshots DIR
 # ---------------------------------------------------------------------------------------------------
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
@@ -153,32 +163,33 @@ def screenshot(page, path, hash_="", size=(1100, 900), browser=None):
 
 
 def main(argv=None):
-    import argparse
-
-    import numpy as np
-    from PIL import Image
-
-    ap = argparse.ArgumentParser(description="Screenshot an evaluation page in headless Chromium with its sliders "
-                                 "at two positions, and check that moving them changed the picture.")
-    ap.add_argument("page", help="index.html written by evaluate.py")
-    ap.add_argument("--screenshots", default="report_screenshots", help="folder for the two PNGs")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip().removeprefix("tools/"))
+    ap.add_argument("report", help="a report folder written by evaluate.py (--out)")
+    ap.add_argument("--screenshots", metavar="DIR", help="also screenshot the page in headless Chromium with its "
+                    "sliders at two positions, into DIR, and check that moving them changed the picture")
     ap.add_argument("--positions", type=int, nargs=2, default=(20, 80), help="slider positions, in percent")
-    ap.add_argument("--left", default="bicubic", help="method left of the slider")
-    ap.add_argument("--right", default="student", help="method right of the slider")
+    ap.add_argument("--left", default="bicubic", help="method left of the slider, in the screenshots")
+    ap.add_argument("--right", default="student", help="method right of the slider, in the screenshots")
     args = ap.parse_args(argv)
-    out = Path(args.screenshots)
-    out.mkdir(parents=True, exist_ok=True)
-    shots = [screenshot(args.page, out / f"slider_{p}.png", f"pos={p}&left={args.left}&right={args.right}")
-             for p in args.positions]
-    a, b = (np.asarray(Image.open(s).convert("RGB"), dtype=np.int16) for s in shots)
-    changed = (np.abs(a - b).max(-1) > 0).mean()
-    print(f"{shots[0]}, {shots[1]}: {100 * changed:.1f}% of the pixels differ between the two slider positions")
-    if changed == 0:
-        raise SystemExit("error: moving the slider changed nothing on screen")
+    if not (Path(args.report) / "metrics.csv").is_file():
+        raise SystemExit(f"error: {args.report} holds no metrics.csv: not a report folder of evaluate.py")
+    page = write_html(args.report)
+    print(f"wrote {page} (open it in a browser)")
+    if args.screenshots:
+        import numpy as np
+        from PIL import Image
+
+        out = Path(args.screenshots)
+        out.mkdir(parents=True, exist_ok=True)
+        shots = [screenshot(page, out / f"slider_{p}.png", f"pos={p}&left={args.left}&right={args.right}")
+                 for p in args.positions]
+        a, b = (np.asarray(Image.open(s).convert("RGB"), dtype=np.int16) for s in shots)
+        changed = (np.abs(a - b).max(-1) > 0).mean()
+        print(f"{shots[0]}, {shots[1]}: {100 * changed:.1f}% of the pixels differ between the two slider positions")
+        if changed == 0:
+            raise SystemExit("error: moving the slider changed nothing on screen")
     return 0
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main())
