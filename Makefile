@@ -16,8 +16,8 @@ $(VENV)/installed: requirements.txt
 # LR versions, evaluate bicubic / teacher / student and write the web page.
 demo: $(VENV)/installed
 	$(PY) metrics.py --fetch-weights
-	$(PY) degrade.py --demo -o results/degrade --n 4 --degradation light
-	$(PY) train.py --data demo --net tiny --degradation light --stage student --teacher weights/teacher.pt --learning-rate 2e-4 --w-adv 0.005 --out runs/demo --overwrite
+	$(PY) tools/degradations.py --demo -o results/degrade --n 4 --degradation light
+	$(PY) train.py --data demo --size tiny --degradation light --stage student --teacher weights/teacher.pt --learning-rate 2e-4 --w-adv 0.005 --out runs/demo --overwrite
 	$(PY) sample.py results/degrade/chelsea_lr0.png results/degrade/rocket_lr0.png --ckpt runs/demo/student.pt -o results/demo
 	$(PY) evaluate.py --ckpt runs/demo/student.pt --teacher weights/teacher.pt --data demo --out results/demo/report
 	$(PY) tools/webpage.py results/demo/report
@@ -33,8 +33,8 @@ demo: $(VENV)/installed
 weights: $(VENV)/installed
 	$(PY) metrics.py --fetch-weights
 	$(PY) tools/fetch.py photos
-	$(PY) train.py --data photos+demo --net tiny --degradation light --stage teacher --teacher-iters 36000 --ckpt-every 2000 --log-every 500 --out runs/ship --overwrite
-	$(PY) train.py --data photos+demo --net tiny --degradation light --stage student --teacher runs/ship/teacher.pt --learning-rate 2e-4 --w-adv 0.005 --clip random --w-ess 0.1 --student-iters 1000 --ckpt-every 500 --log-every 100 --out runs/ship-student --overwrite
+	$(PY) train.py --data photos+demo --size tiny --degradation light --stage teacher --teacher-iters 36000 --ckpt-every 2000 --log-every 500 --out runs/ship --overwrite
+	$(PY) train.py --data photos+demo --size tiny --degradation light --stage student --teacher runs/ship/teacher.pt --learning-rate 2e-4 --w-adv 0.005 --clip random --w-ess 0.1 --student-iters 1000 --ckpt-every 500 --log-every 100 --out runs/ship-student --overwrite
 	$(PY) tools/export.py --teacher runs/ship/teacher.pt --student runs/ship-student/student.pt --to weights
 	$(PY) evaluate.py --data photos+demo --out results/weights/light
 

@@ -65,7 +65,7 @@ def shipped(kind="student"):
     if not path.is_file():
         raise FileNotFoundError(f"the shipped {kind} ({path}) is missing: restore it (git checkout weights/), "
                                 f"pass a checkpoint of your own, or train one (python train.py --data demo "
-                                f"--net tiny: a few minutes on a CPU)")
+                                f"--size tiny: a few minutes on a CPU)")
     return path
 
 

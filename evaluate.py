@@ -27,6 +27,7 @@ image and method), summary.md (means, metric settings, set-up), compare.png (a c
 import argparse
 import csv
 import importlib.util
+import math
 import platform
 import sys
 import zlib
@@ -39,7 +40,8 @@ from tqdm import tqdm
 from checkpoint import load_checkpoint, shipped
 from data import eval_images, find_div2k, find_images, load_image, save_png
 from degrade import DEGRADATIONS, SCALE, degrade
-from metrics import PERCEPTUAL, bicubic_plus_noise, hf_corr, hf_ratio, iqa_metrics, lf_psnr, psnr, rgb_to_y, ssim
+from metrics import (PERCEPTUAL, band_energy, band_is_empty, hf_band, hf_corr, hf_ratio, iqa_metrics, lf_psnr, psnr,
+                     rgb_to_y, ssim)
 from runtime import PRECISIONS, peak_memory, resolve_device, resolve_precision, timed
 from sample import upscale_image
 
@@ -104,6 +106,51 @@ def bicubic(lr):
     return F.interpolate(lr[None], scale_factor=SCALE, mode="bicubic", align_corners=False)[0].clamp(0, 1)
 
 
+# The bicubic+noise baseline: as much high-band energy as the student's output, none of it real
+
+
+def noise_scale(base, noise, hr, target, cutoff=0.25, rtol=1e-4):
+    """The scale a ≥ 0 at which hf_ratio(clamp(base + a·noise, 0, 1), hr) = target. Without the clamp it is
+    exact: the band is linear (B + a·N), so hf_ratio(a)·E_hr = |B|² + 2a·Re⟨B,N⟩ + a²·|N|², a quadratic whose
+    positive root is a = (−p + √(p² − |N|²·c)) / |N|², p = Re⟨B,N⟩, c = |B|² − target·E_hr < 0. (Energy adds
+    only in expectation: "a² = (target·E_hr − |B|²) / |N|²" would miss the random cross term p.) Where
+    base + a·noise leaves [0,1], the clamp removes part of the noise near black and white, and a is found
+    again on the clamped image by bisection, to a relative error of `rtol`. A target at or below the base's own
+    hf_ratio gives 0; one the clamped image cannot reach (clamping caps the energy), the largest scale tried."""
+    e_hr = band_energy(hf_band(hr, cutoff))
+    if not math.isfinite(target) or band_is_empty(e_hr, hr.shape):
+        return 0.0
+    bb, nn_ = hf_band(base, cutoff), hf_band(noise, cutoff)
+    p, e_n, c = (bb * nn_.conj()).real.sum().item(), band_energy(nn_), band_energy(bb) - target * e_hr
+    if c >= 0 or e_n == 0:
+        return 0.0
+    a = (-p + math.sqrt(p * p - e_n * c)) / e_n
+    base, noise = base.double(), noise.double()
+    if 0 <= (base + a * noise).min() and (base + a * noise).max() <= 1:
+        return a  # nothing clipped: the quadratic's root is exact
+    reached = lambda s: band_energy(hf_band((base + s * noise).clamp(0, 1), cutoff)) >= target * e_hr  # noqa: E731
+    lo, hi = 0.0, a
+    while not reached(hi):  # clamping took energy away: widen the bracket until the target is inside it
+        lo, hi = hi, 2 * hi
+        if hi >= a * 2**30:
+            return hi
+    while hi - lo > rtol * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if not reached(mid) else (lo, mid)
+    return hi
+
+
+def bicubic_plus_noise(bic, hr, target, seed, cutoff=0.25):
+    """The baseline that cheap "detail" must beat: round(255·clamp(bic + a·n, 0, 1)) / 255, the bicubic upscale
+    plus white Gaussian noise n ~ N(0, I) on (3,H,W) from `seed`, a = noise_scale(...) so that its hf_ratio is
+    `target` (the student's, per image): as much high-band energy as the student's output, none of it real. A
+    method whose hf_ratio is high but whose hf_corr, lf_psnr or LPIPS is no better has only added noise. (The
+    8-bit rounding adds ≈ 1/12 level² per pixel: the saved image's hf_ratio is close to the target, not equal.)"""
+    noise = torch.randn(bic.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    a = noise_scale(bic, noise, hr, target, cutoff)
+    return ((bic.double() + a * noise).clamp(0, 1) * 255).round() / 255
+
+
 def run_methods(methods, pairs, out, device):
     """Upscale every LR image with every method; save the PNGs; return {(stem, method): latency_ms} and
     {method: peak memory}. Each method is warmed up on the first image first (not timed)."""
@@ -142,24 +189,26 @@ def compare_grid(rows, labels, path, crop=160):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
     ap.add_argument("--ckpt", help="the student checkpoint (student.pt); default: the shipped pair, weights/student.pt "
                     "and weights/teacher.pt, unless --teacher alone is given")
     ap.add_argument("--teacher", help="the teacher checkpoint (default: teacher.pt beside --ckpt, if present)")
     ap.add_argument("--data", default="demo", help="HR images: a folder, DIV2K (its validation set), demo (the "
                     "held-out demo photos), photos (the held-out corpus photos, a fixed 512² crop of each), "
-                    "demo-train (the demo's training photos), or several joined by '+' (photos+demo)")
+                    "demo-train (the demo's training photos), or several joined by '+' (photos+demo) "
+                    "(default: %(default)s)")
     ap.add_argument("--lr-dir", help="LR inputs paired with the HR images by file name (default: degrade.py)")
-    ap.add_argument("--out", default="report", help="report folder")
-    ap.add_argument("--teacher-steps", type=int, help="steps of the teacher's deterministic sampler; None: all T "
-                    "steps of its checkpoint")
-    ap.add_argument("--degradation", choices=list(DEGRADATIONS), help="of the LR inputs degrade.py makes; None: the "
-                    "one the student checkpoint was trained on, else the teacher's")
-    ap.add_argument("--tile", type=int, default=256, help="LR tile size for the networks (see sample.py)")
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    ap.add_argument("--precision", choices=PRECISIONS, default="auto", help="see runtime.py")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the LR degradations and of the noise ε")
+    ap.add_argument("--out", default="report", help="report folder (default: %(default)s)")
+    ap.add_argument("--teacher-steps", type=int, help="steps of the teacher's deterministic sampler (default: all T "
+                    "steps of its checkpoint)")
+    ap.add_argument("--degradation", choices=list(DEGRADATIONS), help="of the LR inputs degrade.py makes (default: "
+                    "the one the student checkpoint was trained on, else the teacher's)")
+    ap.add_argument("--tile", type=int, default=256, help="LR tile size for the networks (see sample.py) "
+                    "(default: %(default)s)")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto", help="see runtime.py (default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the LR degradations and of the noise ε "
+                    "(default: %(default)s)")
     ap.add_argument("--compare", action="append", default=[], metavar="NAME=DIR", help="score another method's "
                     "outputs beside these rows: DIR holds its ×4 PNG of every LR image, named as the HR image "
                     "(e.g. the peers' from tools/peers.py, run on this report's lr/ folder)")

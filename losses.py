@@ -189,7 +189,7 @@ class VGGGlobalEncoder(nn.Module):
     def __init__(self, pretrained=True):
         super().__init__()
         self.trunk = vgg16_trunk()
-        if pretrained:  # (random weights: for timing only, bench.py)
+        if pretrained:  # (random weights: for timing only, tools/bench.py)
             self.trunk.load_state_dict(metric_weights("vgg16.pt")["trunk"])
         self.trunk.eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -204,7 +204,7 @@ class VGGGlobalEncoder(nn.Module):
 
 
 def tiny_random_clip():
-    """A 2-layer ViT with random weights: ESS without semantics, for tests, the CPU demo and --clip random."""
+    """A 2-layer ViT with random weights: ESS without semantics (--clip random: tests, and the shipped student)."""
     import open_clip
 
     with torch.random.fork_rng(devices=[]):  # always the same random weights, whatever the global RNG

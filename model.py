@@ -33,7 +33,7 @@ from degrade import SCALE
 # Settings: saved into every checkpoint, so that a file alone rebuilds its model
 # ---------------------------------------------------------------------------------------------------
 
-# The network sizes (--net). `base` is the network for one GPU (74.2 M parameters); `tiny` (2.1 M) is for tests
+# The network sizes (--size). `base` is the network for one GPU (74.2 M parameters); `tiny` (2.1 M) is for tests
 # and the CPU demo. Attention only at the two lowest resolutions (1/4 and 1/8 of the latent size), where its
 # cost, quadratic in the number of pixels, stays affordable. The first level is at least as
 # wide as the pixel codec's 48 latent channels: narrower, it bottlenecks the whole network (measured on
@@ -52,7 +52,7 @@ class ModelConfig:
     as the condition. ResShift's published settings for its VQGAN latent are the named alternative
     RESSHIFT below (`--recipe resshift`). Why each value: config.py's RECIPES, and the recipe study."""
 
-    net: str = "base"  # network size: a key of NETWORKS
+    size: str = "base"  # network size: a key of NETWORKS
     codec: str = "pixel"  # "pixel", or a diffusers VQModel / AutoencoderKL: hub id (local cache) or directory
     codec_subfolder: str = ""  # e.g. "vqvae" inside a pipeline repository
     T: int = 4  # diffusion steps of the teacher
@@ -232,7 +232,7 @@ class SRModel(nn.Module):
             raise ValueError(f"unknown parametrisation '{cfg.param}' (choose from {', '.join(PARAMETRISATIONS)})")
         if cfg.cond not in CONDITIONS:
             raise ValueError(f"unknown condition '{cfg.cond}' (choose from {', '.join(CONDITIONS)})")
-        self.net = build_unet(cfg.net, self.codec.channels, cfg.cond)
+        self.net = build_unet(cfg.size, self.codec.channels, cfg.cond)
         if cfg.param == "precond":  # F = 0 at the start: the untrained model returns the linear guess
             nn.init.zeros_(self.net.conv_out.weight)
             nn.init.zeros_(self.net.conv_out.bias)
@@ -246,7 +246,7 @@ class SRModel(nn.Module):
         eta = eta_schedule(cfg)
         self.register_buffer("eta", eta.float(), persistent=False)  # rebuilt from cfg, not saved
         # The UNet halves the latent len(blocks) − 1 times: inputs must be a multiple of this.
-        self.multiple = 2 ** (len(NETWORKS[cfg.net]["block_out_channels"]) - 1)
+        self.multiple = 2 ** (len(NETWORKS[cfg.size]["block_out_channels"]) - 1)
 
     # -- the codec and the LR condition
 

@@ -156,25 +156,26 @@ def plan_outputs(inputs, outdir):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
     ap.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (searched recursively)")
-    ap.add_argument("-o", "--out", default="results", help="output folder")
+    ap.add_argument("-o", "--out", default="results", help="output folder (default: %(default)s)")
     ap.add_argument("--ckpt", help="checkpoint (student.pt or teacher.pt); default: the shipped student, "
                     "weights/student.pt")
     ap.add_argument("--steps", type=int, help="network evaluations: 1 = one step (default for a student); "
                     "N > 1 runs a teacher's sampler (default for a teacher: all T steps)")
     ap.add_argument("--sampler", choices=["deterministic", "ancestral"], default="deterministic",
-                    help="the teacher's sampler (SinSR's ODE, or ResShift's stochastic one)")
+                    help="the teacher's sampler (SinSR's ODE, or ResShift's stochastic one) (default: %(default)s)")
     ap.add_argument("--tile", type=int, default=256, help="LR tile size in pixels (halved on a GPU that runs out "
-                    "of memory); 0 = the whole image at once")
-    ap.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles, in LR pixels")
+                    "of memory); 0 = the whole image at once (default: %(default)s)")
+    ap.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles, in LR pixels "
+                    "(default: %(default)s)")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto",
-                    help="auto = bf16 on a GPU that supports it, fp16 on one that does not, fp32 on the CPU")
+                    help="auto = bf16 on a GPU that supports it, fp16 on one that does not, fp32 on the CPU "
+                    "(default: %(default)s)")
     ap.add_argument("--vae", help="a local copy of the checkpoint's autoencoder, when its hub id cannot be reached")
     ap.add_argument("--compile", action="store_true", help="torch.compile the network (pays off for many images)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the noise ε")
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the noise ε (default: %(default)s)")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     ap.add_argument("--benchmark", action="store_true",
                     help="after a warm-up, print per-image latency, images/s and peak memory")
     args = ap.parse_args(argv)

@@ -3,12 +3,12 @@ train.py: train VPD-SR. Stage 1 trains the multi-step ResShift teacher; stage 2 
 one-step student with the distillation, ESS, HFP and adversarial losses (losses.py).
 
     python train.py --data DIV2K                       # one GPU, both stages, the base network's defaults
-    python train.py --data demo --net tiny             # the CPU demo: the tiny network, minutes on a laptop
+    python train.py --data demo --size tiny            # a tiny run on the demo photos: minutes on a laptop
     python train.py --data DIV2K --stage teacher       # one stage at a time; then:
     python train.py --data DIV2K --stage student --teacher runs/vpdsr/teacher.pt --out runs/student-b
     torchrun --nproc_per_node=4 train.py --data DIV2K  # several GPUs (DDP; --batch-size is per process)
     python train.py --data DIV2K --resume              # continue an interrupted run (same number of processes)
-    python train.py --net tiny --print-config          # every setting a run would use, and where it comes from
+    python train.py --size tiny --print-config          # every setting a run would use, and where it comes from
 
 What --out (default runs/vpdsr) receives: teacher.pt and student.pt (inference checkpoints holding EMA
 weights: sample.py and evaluate.py read these), last.pt (the full training state, for --resume: below),
@@ -146,7 +146,7 @@ class Trained:
     AdamW optimizer, the learning-rate schedule and the fp16 loss scaler. last.pt holds its state_dict()."""
 
     def __init__(self, model, run, learning_rate, total, betas=(0.9, 0.999)):
-        a, self.ema_decay, self.grad_clip, self.ema = run.args, run.args.ema, run.args.grad_clip, None
+        a, self.ema_decay, self.grad_clip, self.ema = run.args, run.args.ema_decay, run.args.grad_clip, None
         self.net = model.net if isinstance(model, SRModel) else model
         if isinstance(model, SRModel):  # a frozen copy sharing the model's codec
             self.ema = SRModel(model.cfg, kind=model.kind, codec=model.codec).to(model.eta.device)
@@ -158,7 +158,7 @@ class Trained:
 
     def step(self, loss, n):
         """backward -> (unscale) -> clip -> step -> schedule, with fp16 loss scaling when enabled; then the
-        EMA θ_ema ← d·θ_ema + (1 − d)·θ, its decay warmed up as d = min(--ema, (1 + n)/(10 + n)) so that
+        EMA θ_ema ← d·θ_ema + (1 − d)·θ, its decay warmed up as d = min(--ema-decay, (1 + n)/(10 + n)) so that
         short runs still move it."""
         self.scaler.scale(loss).backward()
         if self.grad_clip:
@@ -203,7 +203,7 @@ class Stage:
 
 def setup_teacher(run, resume):
     a = run.args
-    cfg = ModelConfig(net=a.net, codec=a.vae, codec_subfolder=a.vae_subfolder, T=a.diffusion_steps,
+    cfg = ModelConfig(size=a.size, codec=a.vae, codec_subfolder=a.vae_subfolder, T=a.diffusion_steps,
                       kappa=a.kappa, min_noise_level=a.min_noise_level, param=a.param, sigma_data=a.sigma_data,
                       cond=a.cond)
     teacher = SRModel(cfg).to(run.device)
@@ -267,7 +267,7 @@ def teacher_step(run, st: Stage, hr, step):
     hr, lr = degrade(hr, run.deg, g)
     with run.autocast():
         # 2. latents: x₀ = encode(HR), y₀ = encode(bicubic↑LR)
-        with torch.no_grad():  # (in fp32: an autoencoder under autocast would hand back bf16 latents)
+        with torch.no_grad():  # (cast to fp32: under autocast an autoencoder hands back bf16 latents)
             x0, y0 = st.model.encode(hr).float(), st.model.encode_lr(lr).float()
         # 3. the forward process at a random t, and the regression of x₀: ‖x̂₀(x_t, LR, t) − x₀‖²
         loss = losses.teacher_loss(st.model, x0, y0, lr, run.args.p_last, dg)
@@ -278,7 +278,7 @@ def teacher_step(run, st: Stage, hr, step):
 
 
 def student_step(run, st: Stage, hr, step):
-    """VPD-SR: one student step and one discriminator step."""
+    """VPD-SR: one student step and, from --adv-start (when --w-adv > 0), one discriminator step."""
     a = run.args
     g, dg = run.generators(1, step)
     # 1. degrade the HR batch into its LR input, on the device

@@ -13,7 +13,7 @@ def ckpts(tmp_path_factory):
     settings (x₀ output): an untrained network's answer then depends on every input, which the tests need."""
     root = tmp_path_factory.mktemp("runs")
     torch.manual_seed(0)
-    teacher = M.SRModel(M.ModelConfig(net="tiny", **M.RESSHIFT))
+    teacher = M.SRModel(M.ModelConfig(size="tiny", **M.RESSHIFT))
     C.save_checkpoint(root / "teacher.pt", teacher, "bicubic", 0)
     C.save_checkpoint(root / "student.pt", M.make_student(teacher), "bicubic", 0)
     return root

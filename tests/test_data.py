@@ -15,7 +15,6 @@ import torch
 from PIL import Image
 
 import data
-import degrade
 from tools import degradations, fetch
 
 

@@ -201,7 +201,7 @@ def test_hf_corr_tells_real_detail_from_noise():
     # The noise adds energy but nothing to the projection onto HR, however strong it is.
     for sigma in (0.05, 0.5, 5.0):
         n = sigma * white_noise(hr.shape, 1)
-        e_b, e_n, e_bn = (metrics._energy(metrics.hf_band(x)) for x in (hr, n, hr + n))
+        e_b, e_n, e_bn = (metrics.band_energy(metrics.hf_band(x)) for x in (hr, n, hr + n))
         share, slack = np.sqrt(e_b / e_bn), 0.05 * np.sqrt(e_n / e_bn)
         assert abs(metrics.hf_corr(hr + n, hr) - share) < slack, sigma
     assert metrics.hf_corr(hr + 5.0 * white_noise(hr.shape, 1), hr) < 0.05  # strong noise: about 0
@@ -227,7 +227,7 @@ def test_noise_scale_solves_the_quadratic_exactly_when_nothing_clips():
     base = 0.3 + 0.4 * bic  # room to spare
     noise = white_noise(hr.shape, 2)
     target = 2 * metrics.hf_ratio(base, hr)
-    a = metrics.noise_scale(base, noise, hr, target)
+    a = evaluate.noise_scale(base, noise, hr, target)
     assert 0 <= (base + a * noise).min() and (base + a * noise).max() <= 1  # no clipping: the exact root
     assert metrics.hf_ratio(base + a * noise, hr) == pytest.approx(target, rel=1e-9)
 
@@ -238,22 +238,22 @@ def test_bicubic_plus_noise_has_the_target_hf_ratio(target):
     bic = evaluate.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float())
     bic = (bic * 255).round() / 255  # the saved bicubic PNG, as evaluate.py starts from it
     noise = white_noise(hr.shape, 3)
-    a = metrics.noise_scale(bic, noise, hr, target)
+    a = evaluate.noise_scale(bic, noise, hr, target)
     before = (bic.double() + a * noise).clamp(0, 1)  # clamped, not yet quantized: the solved quantity
     assert metrics.hf_ratio(before, hr) == pytest.approx(target, rel=1e-3)
-    img = metrics.bicubic_plus_noise(bic, hr, target, seed=3)  # the same noise (seed 3), clamped and quantized
+    img = evaluate.bicubic_plus_noise(bic, hr, target, seed=3)  # the same noise (seed 3), clamped and quantized
     assert torch.equal(img, (before * 255).round() / 255)
     assert metrics.hf_ratio(img, hr) == pytest.approx(target, rel=1e-2)  # the rounding adds a little energy
     assert abs(metrics.hf_corr(img, hr)) < metrics.hf_corr(bic, hr)  # its detail is (mostly) not the real detail
-    assert not torch.equal(img, metrics.bicubic_plus_noise(bic, hr, target, seed=4))  # the seed picks the noise
+    assert not torch.equal(img, evaluate.bicubic_plus_noise(bic, hr, target, seed=4))  # the seed picks the noise
 
 
 def test_bicubic_plus_noise_below_bicubics_own_detail_is_bicubic():
     hr = photo("chelsea", 128)
     bic = evaluate.bicubic(torch.nn.functional.avg_pool2d(hr[None], 4)[0].float())
     bic = (bic * 255).round() / 255
-    assert metrics.noise_scale(bic, white_noise(hr.shape), hr, 0.5 * metrics.hf_ratio(bic, hr)) == 0.0
-    same = metrics.bicubic_plus_noise(bic, hr, 0.5 * metrics.hf_ratio(bic, hr), seed=0)
+    assert evaluate.noise_scale(bic, white_noise(hr.shape), hr, 0.5 * metrics.hf_ratio(bic, hr)) == 0.0
+    same = evaluate.bicubic_plus_noise(bic, hr, 0.5 * metrics.hf_ratio(bic, hr), seed=0)
     assert torch.equal((same * 255).round(), (bic * 255).round().double())  # the same 8-bit values
 
 
@@ -395,7 +395,7 @@ def ckpts_t3(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("runs_t3")
     torch.manual_seed(0)
-    teacher = model.SRModel(model.ModelConfig(net="tiny", T=3))
+    teacher = model.SRModel(model.ModelConfig(size="tiny", T=3))
     checkpoint.save_checkpoint(root / "teacher.pt", teacher, None, 0)
     checkpoint.save_checkpoint(root / "student.pt", model.make_student(teacher), None, 0)
     return root

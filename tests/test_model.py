@@ -4,7 +4,6 @@
 """
 
 import math
-from dataclasses import asdict
 import time
 
 import pytest
@@ -26,7 +25,7 @@ LISTED = [0.02, 0.1172, 0.1763, 0.2336, 0.2916, 0.3510, 0.4124, 0.4759, 0.5417, 
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return SRModel(ModelConfig(net="tiny", **M.RESSHIFT)).eval()
+    return SRModel(ModelConfig(size="tiny", **M.RESSHIFT)).eval()
 
 
 def photo(name="astronaut", size=64):
@@ -79,7 +78,7 @@ def test_input_normalization(tiny):
     class LatentCodec(torch.nn.Module):  # an autoencoder's latent space: divide by √(κ²η_t + 1)
         pixel_range, channels = False, 4
 
-    m = SRModel(ModelConfig(net="tiny", **M.RESSHIFT), codec=LatentCodec())
+    m = SRModel(ModelConfig(size="tiny", **M.RESSHIFT), codec=LatentCodec())
     out = m.normalize_input(torch.ones(2, 4, 2, 2), t)
     assert out[0].mean().item() == pytest.approx(1 / math.sqrt(4 * 0.02**2 + 1))
     assert out[1].mean().item() == pytest.approx(1 / math.sqrt(4 * 0.99**2 + 1))
@@ -99,7 +98,7 @@ class Oracle(SRModel):
 @pytest.mark.parametrize("sampler", [M.sample_deterministic, M.sample_ancestral])
 @pytest.mark.parametrize("steps", [None, 4, 1])
 def test_samplers_end_exactly_at_x0_with_a_perfect_network(sampler, steps):
-    m = Oracle(ModelConfig(net="tiny", **M.RESSHIFT))
+    m = Oracle(ModelConfig(size="tiny", **M.RESSHIFT))
     m.x0, m.calls = torch.rand(1, 48, 8, 8) * 2 - 1, []
     y0, eps = torch.rand(1, 48, 8, 8) * 2 - 1, torch.randn(1, 48, 8, 8)
     kwargs = {"generator": torch.Generator().manual_seed(0)} if sampler is M.sample_ancestral else {}
@@ -118,7 +117,7 @@ class Linear(SRModel):
 def test_samplers_follow_their_formulas_step_by_step():
     """Both samplers against their formulas (SinSR's deterministic step, ResShift's posterior), evaluated by
     hand in float64."""
-    m = Linear(ModelConfig(net="tiny", **M.RESSHIFT))
+    m = Linear(ModelConfig(size="tiny", **M.RESSHIFT))
     y0, eps = torch.full((1, 1, 1, 1), -0.5), torch.full((1, 1, 1, 1), 0.7)
     eta = M.eta_schedule(m.cfg).tolist()
     det = anc = -0.5 + 2 * math.sqrt(eta[15]) * 0.7  # x_T = y₀ + κ√η_T·ε
@@ -142,7 +141,7 @@ def test_samplers_follow_their_formulas_step_by_step():
 
 def test_samplers_with_fewer_steps_skip_timesteps_by_the_same_formulas():
     """With steps < T the update goes from t straight to the next visited s, with η_s in place of η_{t-1}."""
-    m = Linear(ModelConfig(net="tiny", **M.RESSHIFT))
+    m = Linear(ModelConfig(size="tiny", **M.RESSHIFT))
     y0, eps = torch.full((1, 1, 1, 1), 0.2), torch.full((1, 1, 1, 1), -0.4)
     eta = M.eta_schedule(m.cfg).tolist()
     ts = m.timesteps(4)
@@ -174,7 +173,7 @@ def test_samplers_are_reproducible_and_use_the_network(tiny):
 
 
 def test_timesteps():
-    m = SRModel(ModelConfig(net="tiny", T=15))
+    m = SRModel(ModelConfig(size="tiny", T=15))
     assert m.timesteps() == list(range(15, 0, -1))
     assert m.timesteps(1) == [15]
     assert m.timesteps(4) == [15, 10, 6, 1]
@@ -222,7 +221,7 @@ def tiny_autoencoder(kind, factor_levels=3):
 @pytest.mark.parametrize("kind", ["vq", "kl"])
 def test_diffusers_autoencoder_codec_from_disk(tmp_path, kind):
     tiny_autoencoder(kind).save_pretrained(tmp_path / "repo" / "vae")
-    cfg = ModelConfig(net="tiny", codec=str(tmp_path / "repo"), codec_subfolder="vae")
+    cfg = ModelConfig(size="tiny", codec=str(tmp_path / "repo"), codec_subfolder="vae")
     m = SRModel(cfg)
     assert isinstance(m.codec, M.AutoencoderCodec) and not m.codec.pixel_range
     channels = 3 if kind == "vq" else 4
@@ -287,7 +286,7 @@ def test_network_input_is_latent_plus_lr(tiny):
 
 def test_conditioning_on_y0_feeds_the_bicubic_latent_to_the_network():
     torch.manual_seed(0)
-    m = SRModel(ModelConfig(net="tiny", param="x0", cond="lr+y0"))
+    m = SRModel(ModelConfig(size="tiny", param="x0", cond="lr+y0"))
     assert m.net.config.in_channels == 48 + 48 + 3
     lr, x_t, t = torch.rand(1, 3, 16, 16), torch.randn(1, 48, 16, 16), torch.tensor([2])
     y0 = m.encode_lr(lr)
@@ -295,7 +294,7 @@ def test_conditioning_on_y0_feeds_the_bicubic_latent_to_the_network():
         torch.testing.assert_close(m(x_t, lr, t), m(x_t, lr, t, y0))
         assert (m(x_t, lr, t, y0 + 0.5) - m(x_t, lr, t, y0)).abs().max() > 1e-3
     with pytest.raises(ValueError, match="lr, lr\\+y0"):
-        SRModel(ModelConfig(net="tiny", cond="hr"))
+        SRModel(ModelConfig(size="tiny", cond="hr"))
 
 
 def test_patchgan_receptive_field_is_70():
@@ -344,7 +343,7 @@ def test_bad_checkpoints_are_refused_by_name(tmp_path, tiny):
     with pytest.raises(ValueError, match="holds a teacher, but a student"):
         C.load_checkpoint(good, kind="student")
     obj = torch.load(good, weights_only=True)
-    obj["config"]["net"] = "base"  # weights of a tiny network, config of a base one
+    obj["config"]["size"] = "base"  # weights of a tiny network, config of a base one
     torch.save(obj, tmp_path / "mismatch.pt")
     with pytest.raises(ValueError, match="mismatch.pt: the weights do not fit"):
         C.load_checkpoint(tmp_path / "mismatch.pt")
@@ -357,7 +356,7 @@ def test_precond_coefficients_are_the_best_linear_guess_and_its_error():
     """c_skip and c_out against a least-squares fit on samples of the forward process: with d ~ N(0, σ_d²),
     u = x_t − y₀ = (1 − η_t)·d + κ√η_t·ε, the fitted slope of d on u is c_skip, and the residual's
     standard deviation is c_out."""
-    m = SRModel(ModelConfig(net="tiny", T=4, kappa=0.5, min_noise_level=0.2, param="precond", sigma_data=0.3))
+    m = SRModel(ModelConfig(size="tiny", T=4, kappa=0.5, min_noise_level=0.2, param="precond", sigma_data=0.3))
     g = torch.Generator().manual_seed(0)
     n = 400_000
     for t in range(1, 5):
@@ -375,7 +374,7 @@ def test_untrained_precond_model_starts_from_the_linear_guess():
     """The last convolution starts at zero: the preconditioned output is y₀ + c_skip·(x_t − y₀), which is y₀
     (the bicubic upscale) at t = T up to η_T's remainder."""
     torch.manual_seed(0)
-    m = SRModel(ModelConfig(net="tiny", param="precond", T=15)).eval()
+    m = SRModel(ModelConfig(size="tiny", param="precond", T=15)).eval()
     lr = photo(size=32)
     y0 = m.encode_lr(lr)
     x_t = y0 + 0.3 * torch.randn_like(y0)
@@ -387,7 +386,7 @@ def test_untrained_precond_model_starts_from_the_linear_guess():
 
 def test_unknown_parametrisation_is_refused():
     with pytest.raises(ValueError, match="x0, precond"):
-        SRModel(ModelConfig(net="tiny", param="eps"))
+        SRModel(ModelConfig(size="tiny", param="eps"))
 
 
 @pytest.mark.parametrize("sigma_d", [0.2, 0.1])
@@ -397,7 +396,7 @@ def test_untrained_precond_sampler_turns_noise_into_white_detail_of_about_sigma_
     a little below σ_d in amplitude (the discrete steps shrink it). So σ_d sets how much texture a network
     that has learned little will invent."""
     torch.manual_seed(0)
-    m = SRModel(ModelConfig(net="tiny", T=4, kappa=0.25, min_noise_level=0.04, param="precond",
+    m = SRModel(ModelConfig(size="tiny", T=4, kappa=0.25, min_noise_level=0.04, param="precond",
                             sigma_data=sigma_d)).eval()
     lr = photo(size=32)
     y0 = m.encode_lr(lr).expand(16, -1, -1, -1)

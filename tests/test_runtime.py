@@ -26,8 +26,8 @@ def test_train_sample_and_evaluate_share_the_policy():
     import sample
     import train
 
-    assert sample.resolve_precision is evaluate.resolve_precision is train.resolve_precision is runtime.resolve_precision
-    assert sample.resolve_device is evaluate.resolve_device is train.resolve_device is runtime.resolve_device
+    for name in ("resolve_precision", "resolve_device"):
+        assert getattr(sample, name) is getattr(evaluate, name) is getattr(train, name) is getattr(runtime, name)
     args, _ = config.parse_args(["--precision", "fp16"])
     assert args.precision == "fp16"
 

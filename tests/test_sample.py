@@ -139,7 +139,7 @@ class Pointwise(torch.nn.Module):
 def test_tiling_adds_no_seams(kind, kw):
     """One x_t, one ε and one step noise for the whole image, x̂₀ blended at every step: with a local
     network the tiled result equals the untiled one, for every sampler."""
-    model = M.SRModel(M.ModelConfig(net="tiny", **M.RESSHIFT), kind=kind)
+    model = M.SRModel(M.ModelConfig(size="tiny", **M.RESSHIFT), kind=kind)
     model.net = Pointwise()
     rgb = torch.from_numpy(skimage.data.rocket()[100:196, 200:320]).permute(2, 0, 1).float() / 255
     whole = S.upscale_image(model, rgb, tile=0, **kw)

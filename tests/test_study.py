@@ -33,7 +33,7 @@ def tiny_teacher(tmp_path_factory):
     """A T = 2 teacher, random weights, trained (it says) on the light degradation."""
     path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
     torch.manual_seed(0)
-    checkpoint.save_checkpoint(path, model.SRModel(model.ModelConfig(net="tiny", T=2)), "light", 0)
+    checkpoint.save_checkpoint(path, model.SRModel(model.ModelConfig(size="tiny", T=2)), "light", 0)
     return path
 
 
@@ -49,7 +49,7 @@ def test_ablation_runs_end_to_end(tmp_path, tiny_teacher, monkeypatch, capsys):
             "--train-args", "--student-iters 2 --ckpt-every 2 --batch-size 2"]
     assert study.main(argv) == 0
     [args] = calls  # train.py's current flags, the tiny settings last
-    assert args[args.index("--net") + 1] == "tiny" and args[args.index("--learning-rate") + 1] == "2e-4"
+    assert args[args.index("--size") + 1] == "tiny" and args[args.index("--learning-rate") + 1] == "2e-4"
     assert args[-6:] == ["--student-iters", "2", "--ckpt-every", "2", "--batch-size", "2"]
     table = (tmp_path / "results" / "study" / "ablation.md").read_text()
     row = next(line for line in table.splitlines() if line.startswith("| distillation |"))

@@ -24,7 +24,7 @@ import train
 from tools import bench, plot_losses, preview
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--data", "demo", "--net", "tiny", "--batch-size", "2", "--patch-size", "32", "--log-every", "1",
+TINY = ["--data", "demo", "--size", "tiny", "--batch-size", "2", "--patch-size", "32", "--log-every", "1",
         "--ckpt-every", "2", "--warmup", "2"]
 
 
@@ -66,7 +66,7 @@ def test_smoke_run_writes_every_file(smoke):
 def test_checkpoints_load_back_and_upscale(smoke, tmp_path):
     teacher = C.load_checkpoint(smoke / "teacher.pt", kind="teacher")
     student = C.load_checkpoint(smoke / "student.pt", kind="student")
-    assert teacher.cfg == student.cfg and teacher.cfg.net == "tiny"
+    assert teacher.cfg == student.cfg and teacher.cfg.size == "tiny"
     assert student.info["step"] == 4 and student.info["degradation"] == "resshift"
     assert not all(torch.equal(a, b) for a, b in zip(teacher.net.parameters(), student.net.parameters()))
     rgb = torch.rand(3, 20, 28)
@@ -142,7 +142,7 @@ def test_resume_keeps_the_runs_own_settings(tmp_path, capsys):
     assert run_train(tmp_path, "--teacher-iters", 2, "--stage", "teacher") == 0
     assert train.main(["--out", str(tmp_path), "--resume", "--stage", "teacher", "--teacher-iters", "3"]) == 0
     assert "with the run's own" in capsys.readouterr().out
-    assert C.load_checkpoint(tmp_path / "teacher.pt").cfg.net == "tiny"
+    assert C.load_checkpoint(tmp_path / "teacher.pt").cfg.size == "tiny"
     assert C.read_checkpoint(tmp_path / "teacher.pt")["step"] == 3
     assert json.loads((tmp_path / "config.json").read_text())["args"]["workers"] == 0  # tiny's, not base's
     with pytest.raises(SystemExit, match="--batch-size cannot change when a run is resumed"):
@@ -157,7 +157,7 @@ def test_the_models_defaults_are_the_recipe_training_uses():
     import model as M
 
     for argv, cfg in [([], M.ModelConfig()), (["--recipe", "resshift"], M.ModelConfig(**M.RESSHIFT))]:
-        args, _ = config.parse_args(["--net", "tiny", *argv])
+        args, _ = config.parse_args(["--size", "tiny", *argv])
         assert (args.diffusion_steps, args.kappa, args.min_noise_level, args.param, args.sigma_data, args.cond) \
             == (cfg.T, cfg.kappa, cfg.min_noise_level, cfg.param, cfg.sigma_data, cfg.cond)
     assert (M.ModelConfig().T, M.ModelConfig().kappa, M.ModelConfig().param) == (4, 0.25, "precond")
@@ -208,12 +208,12 @@ def test_refuses_bad_inputs(tmp_path, smoke, monkeypatch):
 
 def test_student_stage_from_a_given_teacher(tmp_path, smoke):
     assert run_train(tmp_path, "--stage", "student", "--teacher", smoke / "teacher.pt", "--student-iters", 2) == 0
-    assert C.load_checkpoint(tmp_path / "student.pt", kind="student").cfg.net == "tiny"
+    assert C.load_checkpoint(tmp_path / "student.pt", kind="student").cfg.size == "tiny"
     assert not (tmp_path / "teacher.pt").exists()
 
 
 def test_benchmark_runs_on_cpu(capsys):
-    assert bench.main(["--net", "tiny", "--batch-size", "2", "--patch-size", "32", "--clip", "random"]) == 0
+    assert bench.main(["--size", "tiny", "--batch-size", "2", "--patch-size", "32", "--clip", "random"]) == 0
     out = capsys.readouterr().out
     for part in ["teacher", "student", "degradation", "teacher targets (4 steps", "ESS fwd/bwd (random", "HFP",
                  "discriminator", "step, end to end", "img/s", "peak memory", "light", "resshift", "bicubic",
@@ -283,17 +283,17 @@ def test_learning_rate_schedules(kind):
 def test_p_last_follows_the_recipe_unless_given():
     from config import parse_args
 
-    assert parse_args(["--net", "tiny"])[0].p_last == 0.5  # the pixel recipe
+    assert parse_args(["--size", "tiny"])[0].p_last == 0.5  # the pixel recipe
     assert parse_args(["--recipe", "resshift"])[0].p_last is None  # ResShift: t uniform over 1..T
     assert parse_args(["--p-last", "none"])[0].p_last is None  # said on the command line, over the recipe
     assert parse_args(["--recipe", "resshift", "--p-last", "0.3"])[0].p_last == 0.3
 
 
 def test_print_config_says_where_every_value_comes_from(tmp_path, capsys):
-    assert train.main(["--net", "tiny", "--recipe", "resshift", "--warmup", "7", "--print-config"]) == 0
+    assert train.main(["--size", "tiny", "--recipe", "resshift", "--warmup", "7", "--print-config"]) == 0
     rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:]}
     assert rows["--warmup"] == ["7", "command", "line"]
-    assert rows["--learning-rate"] == ["0.001", "net", "tiny"]
+    assert rows["--learning-rate"] == ["0.001", "size", "tiny"]
     assert rows["--diffusion-steps"] == ["15", "recipe", "resshift"]
-    assert rows["--ema"] == ["0.999", "default"]
+    assert rows["--ema-decay"] == ["0.999", "default"]
     assert not (tmp_path / "runs").exists()  # nothing trained, nothing written

@@ -1,8 +1,8 @@
 """
 tools/bench.py: how fast training runs, part by part, and how fast each degradation is.
 
-    python tools/bench.py --net base                     # the one-GPU run: base UNet, batch 32, 256² patches
-    python tools/bench.py --net tiny --device cpu        # the CPU demo's networks
+    python tools/bench.py --size base                     # the one-GPU run: base UNet, batch 32, 256² patches
+    python tools/bench.py --size tiny --device cpu        # the CPU demo's networks
 
 Any train.py flag applies (--batch-size, --patch-size, --precision, --compile, --clip, --w-ess, --data, ...).
 The batch is real HR crops of --data (default: the demo photos), degraded on the device as in training;
@@ -40,7 +40,7 @@ def benchmark(run, warmup=3):
     g = torch.Generator().manual_seed(0)
     _, lr = degrade(hr, run.deg, g)
     rows = []
-    print(f"tools/bench.py: net {a.net}, batch {a.batch_size}, {a.patch_size}² HR crops of {crops.name}, "
+    print(f"tools/bench.py: size {a.size}, batch {a.batch_size}, {a.patch_size}² HR crops of {crops.name}, "
           f"degradation {a.degradation}, {dev} "
           f"({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
           f"{str(run.dtype).removeprefix('torch.')}, compile {'on' if run.compile else 'off'}, "
@@ -101,7 +101,7 @@ def benchmark(run, warmup=3):
              ("student", "  degradation", degradation, ""),
              ("student", f"  teacher targets ({st.teacher.cfg.T} steps, no grad)", targets, ""),
              ("student", "  student fwd/bwd + AdamW", ms(student_fwd_bwd), ""),
-             ("student", f"  ESS fwd/bwd ({clip.name if clip else 'off'})",
+             ("student", f"  ESS fwd/bwd ({clip.name.split(' (')[0] if clip else 'off'})",
               ms(loss_fwd_bwd(lambda x: losses.ess(clip, x, hr))) if clip else 0.0, ""),
              ("student", "  HFP fwd/bwd", ms(loss_fwd_bwd(lambda x: losses.hfp(x, hr, a.hfp_cutoff))), ""),
              ("student", "  discriminator (G term + D step)", ms(disc_steps), "")]

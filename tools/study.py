@@ -58,7 +58,7 @@ def cell(per_seed, digits=2):
 def sigma_data(data="demo", degradations=tuple(DEGRADATIONS), patch_sizes=(64, 128), batches=8, batch_size=32):
     """Print the standard deviation of x₀ − y₀ in the pixel latent (x₀ = encode(HR), y₀ = encode(bicubic↑LR))
     over batches of degraded training crops of each size, per degradation; returns {(size, degradation): std}."""
-    model = SRModel(ModelConfig(net="tiny"))  # (only its codec is used: encode and encode_lr)
+    model = SRModel(ModelConfig(size="tiny"))  # (only its codec is used: encode and encode_lr)
     out = {}
     for size in patch_sizes:
         ds = build_dataset(data, "train", size)
@@ -86,7 +86,7 @@ def sigma_data(data="demo", degradations=tuple(DEGRADATIONS), patch_sizes=(64, 1
 # given, one loss at a time on top of distillation, then all of them. ESS runs with two encoders, the offline
 # stand-in for CLIP (ImageNet VGG16's global features) and the tiny random CLIP (no semantics), both at weight 1.0,
 # so that only the encoder differs.
-ABLATION_BASE = ["--net", "tiny", "--degradation", "light", "--stage", "student", "--learning-rate", "2e-4",
+ABLATION_BASE = ["--size", "tiny", "--degradation", "light", "--stage", "student", "--learning-rate", "2e-4",
                  "--student-iters", "1000", "--ckpt-every", "1000", "--log-every", "100"]
 ABLATION = {  # train.py flags of the student stage, on top of ABLATION_BASE
     "distillation": ["--w-hfp", "0", "--w-adv", "0", "--w-ess", "0"],
@@ -137,7 +137,7 @@ def ablation(teacher, seeds, out="runs/ablation", names=None, data="photos+demo"
 
 def generalise(out="runs/generalise", degradations=tuple(DEGRADATIONS), data=("photos", "demo"),
                held_out="photos+demo", extra=()):
-    """Train (train.py --net tiny --stage teacher, its defaults otherwise) and evaluate (on `held_out`) one
+    """Train (train.py --size tiny --stage teacher, its defaults otherwise) and evaluate (on `held_out`) one
     teacher per (degradation, training data). Returns the markdown table: PSNR and lf_psnr of bicubic, the
     teacher's one call and its sampler, the mean over the held-out corpus photos and over chelsea + rocket."""
     lines = ["| degradation | trained on | held out | bicubic PSNR / lf | one call PSNR / lf (gain) "
@@ -147,7 +147,7 @@ def generalise(out="runs/generalise", degradations=tuple(DEGRADATIONS), data=("p
             folder = Path(out) / f"{name}-{d}"
             if not (folder / "eval" / "metrics.csv").exists():
                 folder.mkdir(parents=True, exist_ok=True)
-                train(["--net", "tiny", "--stage", "teacher", "--data", d, "--degradation", name, "--out", str(folder),
+                train(["--size", "tiny", "--stage", "teacher", "--data", d, "--degradation", name, "--out", str(folder),
                        "--overwrite", *extra], log=folder / "study.log")
                 evaluate.main(["--teacher", str(folder / "teacher.pt"), "--data", held_out, "--degradation", name,
                                "--out", str(folder / "eval")])
