@@ -6,7 +6,8 @@ A checkpoint is one .pt file holding a dictionary:
     format       "vpdsr-checkpoint-v3": the version of this layout (a file of another version is refused
                  with a message that says so)
     kind         "teacher" or "student"
-    config       the ModelConfig, as a dict: everything needed to rebuild the network and its schedule
+    config       the ModelConfig, as a dict: with model.py's constants (SCALE, the schedule's P and √η_T),
+                 everything needed to rebuild the network and its schedule
     degradation  the name of the degradation it was trained on (degrade.DEGRADATIONS): the LR inputs
                  evaluate.py makes for it unless told otherwise
     weights      the network's state dict (the EMA weights, when training keeps an EMA)

@@ -101,7 +101,7 @@ def parse_args(argv=None):
       f"tuning value set below the measured spread (python tools/study.py --sigma-data measures it) {recipe}")
     a("--cond", choices=list(CONDITIONS), help="what the network sees beside x_t: the LR image (ResShift), or "
       f"the LR image and y₀, its bicubic upscale in latent space (SR3) {recipe}")
-    a("--p-last", type=lambda s: "none" if s.lower() == "none" else float(s), help="the share of teacher steps "
+    a("--p-last", type=lambda s: "none" if s.lower() == "none" else float(s), help="the share of teacher samples "
       "trained at t = T, the step the one-step student is made from; the others draw t uniformly from 1..T−1. "
       f"none: t uniform over 1..T {recipe}")
     a("--w-dist", type=float, default=1.0, help="weight of the distillation loss")

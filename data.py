@@ -5,7 +5,7 @@ split, DIV2K, and the endless stream of random HR crops a training run consumes.
     dataset = build_dataset("demo", "train", patch_size=64)      # or "photos", "DIV2K", a folder, "photos+demo"
     hr = next(iter(build_loader(dataset, batch_size=8, workers=0, seed=0)))          # (8, 3, 64, 64) in [0, 1]
 
-The crops are HR only: the LR inputs are made from them inside each training step, on the GPU, by
+The crops are HR only: the LR inputs are made from them inside each training step, on the training device (the GPU), by
 degrade.py. Batch k of a run is a pure function of (seed, k) (`StepBatches`), which is what lets an
 interrupted run resume exactly. Nothing here downloads: missing data is an error naming the command that
 fetches it (`python tools/fetch.py photos`, once, about 35 s, for the photo corpus).

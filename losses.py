@@ -53,7 +53,7 @@ from model import sample_deterministic
 def draw_timesteps(T, n, p_last, generator, device):
     """t for n samples: uniform over 1..T (ResShift, p_last None), or t = T with probability p_last and
     uniform over 1..T−1 otherwise (the pixel recipe: p_last 0.5). The one-step student and the teacher's
-    one call run at t = T alone, so the share of steps spent there sets how fast they learn; the rest
+    one call run at t = T alone, so the share of samples drawn there sets how fast they learn; the rest
     keeps the sampler's later steps trained."""
     if p_last is None:
         return torch.randint(1, T + 1, (n,), generator=generator, device=device)

@@ -177,7 +177,7 @@ def eta_schedule(cfg: ModelConfig = ModelConfig()):
 
     A geometric progression of √η from √η_1 to √η_T, bent by the power p. With p < 1, β_t rises fastest at
     the first steps, so √η leaves its small values quickly and the later steps crowd near η_T: with T = 4,
-    β = 0, 2.16, 2.65, 3 instead of the geometric 0, 1, 2, 3.
+    β = 0, 2.16, 2.66, 3 instead of the geometric 0, 1, 2, 3.
     """
     T, kappa = cfg.T, cfg.kappa
     if T < 2:

@@ -12,12 +12,13 @@ one-step student with the distillation, ESS, HFP and adversarial losses (losses.
 
 What --out (default runs/vpdsr) receives: teacher.pt and student.pt (inference checkpoints holding EMA
 weights: sample.py and evaluate.py read these), last.pt (the full training state, for --resume: below),
-config.json and log.jsonl (every loss term per logged step). Watch a run with the workbench:
-python tools/preview.py runs/vpdsr (LR | teacher | student | HR on fixed crops, from the latest checkpoints)
-and python tools/plot_losses.py runs/vpdsr (the loss curves).
+config.json and log.jsonl (every loss term per logged step). Watch a run with the workbench: python
+tools/preview.py runs/vpdsr (sample grids from its checkpoints), python tools/plot_losses.py runs/vpdsr.
 
 A resumed run (--resume) continues exactly as the uninterrupted run would have: the same batches, the same
-noise, the same weights, step for step (tests/test_train.py checks it). What makes it exact:
+noise, the same weights, step for step (tests/test_train.py checks it), as long as it keeps the step counts
+(the cosine decay is shaped by them), the device type (a CUDA generator draws other numbers than the CPU's)
+and the precision and compilation (other arithmetic). What makes it exact:
   - last.pt holds, for the stage being trained, each trained network's bundle (Trained: its weights, its
     EMA, the optimizer, the learning-rate schedule and the fp16 loss scaler; the student's and the
     discriminator's in the student stage), the step, the run's settings `args`, the number of processes
@@ -31,7 +32,6 @@ noise, the same weights, step for step (tests/test_train.py checks it). What mak
       ε of a student step        the same, in its own stage's stream
   - Networks start from torch.manual_seed(--seed) (the teacher) or a copy of the teacher (the student); a
     resumed run loads them instead.
-
 The file reads in the order a run goes: set-up (processes, device, the trained networks), the two training
 steps (the method itself), the loop that repeats them, and main(). The settings are config.py's.
 """
