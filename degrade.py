@@ -247,7 +247,7 @@ def gaussian_noise(img, sigma, dg):
 def poisson_noise(img, scale, dg):
     """Shot noise times `scale`: quantize to 8 bits, let v = the number of distinct values in each sample
     rounded up to a power of two, and return (Poisson(img·v)/v − img)·scale."""
-    b, q = img.shape[0], (img * 255).round().clamp(0, 255)
+    b, q = img.shape[0], to_uint8(img).to(img.dtype)
     # distinct values: mark each value seen (torch.unique or a CUDA bincount would wait on the GPU)
     seen = torch.zeros((b, 256), device=img.device).scatter_(1, q.long().reshape(b, -1), 1.0)
     v = (2 ** torch.ceil(torch.log2(seen.sum(1).to(img.dtype)))).view(b, 1, 1, 1)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from checkpoint import load_checkpoint, shipped
-from data import eval_images, find_div2k, find_images, load_image, save_png
+from data import eval_images, find_div2k, find_images, load_image, save_png, to_uint8
 from degrade import DEGRADATIONS, SCALE, degrade
 from metrics import (PERCEPTUAL, band_energy, band_is_empty, hf_band, hf_corr, hf_ratio, iqa_metrics, lf_psnr, psnr,
                      rgb_to_y, ssim)
@@ -148,7 +148,7 @@ def bicubic_plus_noise(bic, hr, target, seed, cutoff=0.25):
     8-bit rounding adds ≈ 1/12 level² per pixel: the saved image's hf_ratio is close to the target, not equal.)"""
     noise = torch.randn(bic.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     a = noise_scale(bic, noise, hr, target, cutoff)
-    return ((bic.double() + a * noise).clamp(0, 1) * 255).round() / 255
+    return to_uint8(bic.double() + a * noise).double() / 255
 
 
 def run_methods(methods, pairs, out, device):
@@ -181,8 +181,8 @@ def compare_grid(rows, labels, path, crop=160):
         i, j = divmod(score.argmax().item(), score.shape[1])
         tiles += [img[:, i * SCALE : i * SCALE + c, j * SCALE : j * SCALE + c] for img in imgs]
     grid = make_grid(tiles, nrow=len(labels), padding=4, pad_value=1.0)
-    pil = Image.fromarray((torch.cat([torch.ones(3, 22, grid.shape[2]), grid], 1).permute(1, 2, 0) * 255)
-                          .round().byte().numpy())  # (a white band above the grid for the labels)
+    # (a white band above the grid for the labels)
+    pil = Image.fromarray(to_uint8(torch.cat([torch.ones(3, 22, grid.shape[2]), grid], 1)).permute(1, 2, 0).numpy())
     for k, label in enumerate(labels):
         ImageDraw.Draw(pil).text((8 + k * (grid.shape[2] - 4) / len(labels), 5), label, fill=(0, 0, 0))
     pil.save(path)
