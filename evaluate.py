@@ -235,6 +235,8 @@ def main(argv=None):
     trained = next(((m.info["degradation"], m.info["path"]) for m in (student, teacher) if m and m.info["degradation"]),
                    (None, None))
     degradation = args.degradation or trained[0]
+    if args.lr_dir and args.degradation:
+        raise SystemExit("error: --lr-dir gives the LR inputs; --degradation would make other ones: pass one of them")
     if degradation is None and not args.lr_dir:
         raise SystemExit("error: the checkpoint does not say which degradation it was trained on: pass --degradation "
                          f"({', '.join(DEGRADATIONS)}) to make the LR inputs, or --lr-dir with LR images of your own")

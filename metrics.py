@@ -430,6 +430,7 @@ def iqa_metrics(device, root=None):
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--fetch-weights"]:
-        sys.exit("usage: python metrics.py --fetch-weights   (fetch, check and convert the perceptual metrics' "
-                 "weights into $VPDSR_DATA/metrics, default ~/.cache/vpdsr/metrics, once)")
+        print("usage: python metrics.py --fetch-weights   (fetch, check and convert the perceptual metrics' weights "
+              "into $VPDSR_DATA/metrics, default ~/.cache/vpdsr/metrics, once)")
+        sys.exit(0 if sys.argv[1:] in (["-h"], ["--help"]) else 2)
     fetch_weights()

@@ -445,3 +445,10 @@ def test_a_teacher_alone(tmp_path, ckpts_t3, monkeypatch):
     monkeypatch.setattr(checkpoint, "SHIPPED", tmp_path / "no-weights")
     with pytest.raises(SystemExit, match="the shipped student .* is missing"):  # neither: the shipped pair
         evaluate.main(["--data", "demo", "--out", str(out)])
+
+
+def test_lr_dir_and_degradation_together_are_refused(folders, ckpts, tmp_path):
+    hr_dir, lr_dir = folders
+    with pytest.raises(SystemExit, match="--lr-dir gives the LR inputs; --degradation would make other ones"):
+        evaluate.main(["--ckpt", str(ckpts / "student.pt"), "--data", str(hr_dir), "--lr-dir", str(lr_dir),
+                       "--degradation", "light", "--out", str(tmp_path / "r")])

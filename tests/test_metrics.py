@@ -145,6 +145,7 @@ def test_the_command_line_says_how_to_use_it():
     import sys
     from pathlib import Path
 
-    done = subprocess.run([sys.executable, "metrics.py"], capture_output=True, text=True,
-                          cwd=Path(metrics.__file__).parent)
-    assert done.returncode != 0 and "usage: python metrics.py --fetch-weights" in done.stderr
+    for args, code in (([], 2), (["--help"], 0)):
+        done = subprocess.run([sys.executable, "metrics.py", *args], capture_output=True, text=True,
+                              cwd=Path(metrics.__file__).parent)
+        assert done.returncode == code and "usage: python metrics.py --fetch-weights" in done.stdout
