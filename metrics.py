@@ -116,8 +116,14 @@ def hf_band(img, cutoff=0.25):
 # A band's energy is Σ|A|². It counts as empty when its pixel-domain RMS, √(Σ|A|²) / (H·W) by Parseval (unnormalized
 # FFT), is below HF_FLOOR: far below one 8-bit step (1/255 ≈ 0.004), far above fp64 round-off on a flat image (≈ 1e-17).
 HF_FLOOR = 1e-9
-band_energy = lambda band: band.abs().pow(2).sum().item()  # noqa: E731
-band_is_empty = lambda energy, shape: math.sqrt(energy) < HF_FLOOR * shape[-2] * shape[-1]  # noqa: E731
+
+
+def band_energy(band):
+    return band.abs().pow(2).sum().item()
+
+
+def band_is_empty(energy, shape):
+    return math.sqrt(energy) < HF_FLOOR * shape[-2] * shape[-1]
 
 
 def hf_ratio(sr, hr, cutoff=0.25):

@@ -146,10 +146,10 @@ class Trained:
     AdamW optimizer, the learning-rate schedule and the fp16 loss scaler. last.pt holds its state_dict()."""
 
     def __init__(self, model, run, learning_rate, total, betas=(0.9, 0.999)):
-        a, self.ema_decay, self.grad_clip, self.ema = run.args, run.args.ema_decay, run.args.grad_clip, None
-        self.net = model.net if isinstance(model, SRModel) else model
-        if isinstance(model, SRModel):  # a frozen copy sharing the model's codec
-            self.ema = SRModel(model.cfg, kind=model.kind, codec=model.codec).to(model.eta.device)
+        a = run.args
+        self.ema_decay, self.grad_clip, self.net, self.ema = a.ema_decay, a.grad_clip, model, None
+        if isinstance(model, SRModel):  # its UNet is trained; its EMA is a frozen copy sharing the codec
+            self.net, self.ema = model.net, SRModel(model.cfg, kind=model.kind, codec=model.codec).to(model.eta.device)
             self.ema.net.load_state_dict(model.net.state_dict())
             self.ema.requires_grad_(False).eval()
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=learning_rate, betas=betas, weight_decay=0.0)

@@ -32,9 +32,3 @@ def photo(name="astronaut", size=None, batch=True, dtype=torch.float32):
     return img[None] if batch else img
 
 
-
-def tool(name):
-    """A workbench script of tools/ (tools/NAME.py), imported as a module."""
-    import importlib
-
-    return importlib.import_module(f"tools.{name}")

@@ -16,7 +16,7 @@ from PIL import Image
 import evaluate
 import metrics
 from conftest import photo as conftest_photo
-from conftest import tool
+from tools import webpage
 from data import find_images, load_image, save_png
 from test_webpage import check_web_page
 
@@ -380,7 +380,7 @@ def test_end_to_end_report(tmp_path, ckpts, capsys, monkeypatch):
     assert hr.shape[1] % 4 == 0 and hr.shape[2] % 4 == 0
     assert load_image(out / "lr" / "chelsea.png")[0].shape[1:] == (hr.shape[1] // 4, hr.shape[2] // 4)
     # the web page of this report, rendered apart (evaluate.py writes none)
-    assert not (out / "index.html").exists() and tool("webpage").main([str(out)]) == 0
+    assert not (out / "index.html").exists() and webpage.main([str(out)]) == 0
     check_web_page(out, ["chelsea", "rocket"], ["lr", *methods, "hr"])
     assert evaluate.mean(evaluate.read_metrics(out), "oracle", "psnr") == float("inf")  # as the tools read it
 

@@ -9,9 +9,8 @@ import torch
 import checkpoint
 import metrics
 import model
-from conftest import tool
+from tools import study
 
-study = tool("study")
 
 
 def test_cell_is_mean_and_half_range_over_seeds():

@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from conftest import tool
+from tools import webpage
 from data import save_png
 
 
@@ -39,7 +39,6 @@ def test_a_report_folder_becomes_a_page(tmp_path, capsys):
                                           "cup,bicubic,21.5,,3.0\ncup,student,30.0,,\ncup,my peer,24.0,,\n")
     (tmp_path / "summary.md").write_text("# Evaluation\n\nCommand: `python evaluate.py --data x`\n\n## Set-up\n"
                                          "- checkpoints: student s.pt\n- LR inputs: degrade.py\n")
-    webpage = tool("webpage")
     assert webpage.main([str(tmp_path)]) == 0 and "index.html" in capsys.readouterr().out
     page = check_web_page(tmp_path, ["cat", "cup"], ["lr", "bicubic", "student", "my peer", "hr"])
     assert "<th>psnr</th>" in page and "lpips" not in page  # a metric with no number at all is left out

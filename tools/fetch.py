@@ -306,7 +306,8 @@ def fetch_clip(spec):
 
 def fetch_vae(repo_id, subfolder=""):
     """A diffusers VQModel / AutoencoderKL (its config and weights only) from the hub into the Hugging Face
-    cache, where --vae ID [--vae-subfolder S] finds it (model.load_autoencoder reads the cache first)."""
+    cache, where --vae ID [--vae-subfolder S] finds it (model.load_autoencoder reads a folder or the cache, never the
+    network)."""
     from huggingface_hub import list_repo_files, snapshot_download
 
     where = repo_id + (f" (subfolder {subfolder})" if subfolder else "")
