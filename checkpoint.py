@@ -3,7 +3,7 @@ checkpoint.py: the files train.py writes and sample.py / evaluate.py read.
 
 A checkpoint is one .pt file holding a dictionary:
 
-    format       "vpdsr-checkpoint-v3": the version of this layout (a file of another version is refused
+    format       "vpdsr-checkpoint-v4": the version of this layout (a file of another version is refused
                  with a message that says so)
     kind         "teacher" or "student"
     config       the ModelConfig, as a dict: with model.py's constants (SCALE, the schedule's P and √η_T),
@@ -23,7 +23,7 @@ last.pt, the full training state for --resume, is train.py's own (see save_state
 """
 
 import os
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -31,13 +31,13 @@ import torch
 from model import ModelConfig, SRModel
 from runtime import sha256_file
 
-FORMAT = "vpdsr-checkpoint-v3"
+FORMAT = "vpdsr-checkpoint-v4"
 
 
 def save_checkpoint(path, model: SRModel, degradation, step, dtype=None):
     """One .pt file: the network's kind, its full config, the degradation it was trained on and the
-    weights to use for inference (the EMA weights, when training keeps an EMA), written atomically. A
-    diffusers codec is stored by name, not by weights. dtype=torch.float16 (or bfloat16) stores the
+    weights to use for inference (the EMA weights, when training keeps an EMA), written atomically.
+    dtype=torch.float16 (or bfloat16) stores the
     weights at half the size, for distribution; loading always restores fp32 parameters."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,17 +119,14 @@ def read_checkpoint(path, kind=None):
     return obj
 
 
-def load_checkpoint(path, kind=None, device="cpu", vae=None):
+def load_checkpoint(path, kind=None, device="cpu"):
     """Rebuild the SRModel saved in `path` from the file alone, in eval mode, with `model.info` (its kind,
-    step, degradation and path). `kind` ('teacher' or 'student'), if given, is enforced. `vae` points a
-    diffusers codec at another copy of the same autoencoder (a local directory)."""
+    step, degradation and path). `kind` ('teacher' or 'student'), if given, is enforced."""
     obj = read_checkpoint(path, kind)
     try:
         cfg = ModelConfig(**obj["config"])
     except TypeError as e:  # a setting this version does not know
         raise ValueError(f"{path}: its config does not fit this version of vpdsr: {e}") from None
-    if vae is not None:
-        cfg = replace(cfg, codec=vae)
     model = SRModel(cfg, kind=obj["kind"])
     try:  # (load_state_dict copies into the model's fp32 parameters: 16-bit files come back as fp32)
         model.net.load_state_dict(obj["weights"])

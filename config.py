@@ -1,11 +1,10 @@
 """
-config.py: the settings of a training run, in one place: the diffusion recipes, the defaults that go with
-each network size, train.py's command line, and what a resumed run may change.
+config.py: the settings of a training run, in one place: the defaults that go with each network size,
+train.py's command line, and what a resumed run may change.
 
 Where each value comes from, lowest first:
-    the flag's own default     (parse_args below)
+    the flag's own default     (parse_args below; the diffusion settings' are model.ModelConfig's)
     DEFAULTS[--size]           what goes with the network size: budget, batch, crops, learning rates, ESS
-    RECIPES[--recipe]          the diffusion settings (pixel unless --recipe says otherwise)
     the command line
     last.pt                    for --resume: the run's own settings, except RESUME_MAY_CHANGE
 
@@ -13,41 +12,27 @@ Where each value comes from, lowest first:
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 from degrade import DEGRADATIONS
-from model import CONDITIONS, NETWORKS, PARAMETRISATIONS, RESSHIFT, ModelConfig
+from model import NETWORKS, ModelConfig
 from runtime import PRECISIONS
 
-# The diffusion recipe: --recipe picks one. The network's half of each recipe is model.py's: ModelConfig's
-# defaults (pixel) or RESSHIFT; the training half is here.
-#   pixel     the default, measured best for the pixel latent: T = 4, κ = 0.25 and a last noise level of
-#             κ·√η_1 = 0.01 (the recipe study, docs/RESULTS.md); the output preconditioned around y₀ with
-#             σ_d = 0.03; y₀ beside the LR image as the condition; half of the teacher's steps at t = T. At
-#             t = T the network's x_t input is almost pure noise: seeing y₀ as well is what let its one call
-#             beat bicubic on held-out photos (+0.64 dB where the LR image alone gave nothing, measured after
-#             1 200 teacher steps of the tiny network). σ_d is set below the measured spread of x₀ − y₀ (0.05
-#             on the photos under the bicubic task, 0.07 under light, 0.13-0.16 under resshift: python
-#             tools/study.py --sigma-data --data photos; a tuning value, not that spread): it
-#             keeps an under-trained sampler from inventing noise and halos (its loss against bicubic went
-#             from −1.7 dB at σ_d = 0.1 to −0.5). The learning rate decays (cosine) to 0 at the last step: at
-#             a constant 1e-3 the light-degradation teacher's one call fell back to bicubic between steps
-#             1 200 and 2 000.
-#   resshift  ResShift's published settings (T = 15, κ = 2, the network predicts x₀, t uniform, a constant
-#             learning rate), made for the latent of a VQGAN whose values have a standard deviation of about 1.
-def _diffusion(cfg):  # the flags a recipe sets from a ModelConfig's diffusion settings
-    return dict(diffusion_steps=cfg.T, kappa=cfg.kappa, min_noise_level=cfg.min_noise_level, param=cfg.param,
-                sigma_data=cfg.sigma_data, cond=cfg.cond)
-
-
-RECIPES = {
-    "pixel": dict(**_diffusion(ModelConfig()), learning_rate_decay="cosine", p_last=0.5),
-    "resshift": dict(**_diffusion(ModelConfig(**RESSHIFT)), learning_rate_decay="constant", p_last=None),
-}
+# The diffusion settings are ModelConfig's defaults, the recipe the studies chose for the pixel latent
+# (docs/RESULTS.md): T = 4, κ = 0.25 and a last noise level of κ·√η_1 = 0.01; the output preconditioned
+# around y₀ with σ_d = 0.03; y₀ beside the LR image as the condition; half of the teacher's steps at t = T
+# (--p-last). At t = T the network's x_t input is almost pure noise: seeing y₀ as well is what let its one call
+# beat bicubic on held-out photos (+0.64 dB where the LR image alone gave nothing, measured after 1 200
+# teacher steps of the tiny network). σ_d is set below the measured spread of x₀ − y₀ (0.05 on the photos
+# under the bicubic task, 0.07 under light, 0.13-0.16 under resshift: python tools/study.py --sigma-data
+# --data photos; a tuning value, not that spread): it keeps an under-trained sampler from inventing noise and
+# halos (its loss against bicubic went from −1.7 dB at σ_d = 0.1 to −0.5). The learning rate decays (cosine)
+# to 0 at the last step: at a constant 1e-3 the light-degradation teacher's one call fell back to bicubic
+# between steps 1 200 and 2 000.
+#
 # What goes with each network size. `base` is the one-GPU run (ResShift's learning rate and EMA) with CLIP
 # for ESS; `tiny` makes the CPU demo finish within minutes, with ESS over ImageNet VGG16's global features,
 # the offline stand-in for CLIP (no package registry carries CLIP's weights; python metrics.py
@@ -62,6 +47,7 @@ DEFAULTS = {
                  log_every=25, ckpt_every=300),
 }
 assert set(DEFAULTS) == set(NETWORKS)
+DIFFUSION = ModelConfig()
 
 
 def parse_args(argv=None):
@@ -69,7 +55,7 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="train.py: train VPD-SR, the teacher stage, then the student stage",
                                  allow_abbrev=False)
     a = ap.add_argument
-    size, recipe = "(--size's default)", "(--recipe's default)"
+    size = "(--size's default)"
     a("--data", default="demo", help="demo, photos (the photo corpus: python tools/fetch.py photos), DIV2K, a "
       "folder of HR images (searched recursively), or several joined by '+' (photos+demo)")
     a("--out", default="runs/vpdsr", help="run folder")
@@ -80,30 +66,18 @@ def parse_args(argv=None):
       "from, then exit")
     a("--teacher-iters", type=int, help=f"teacher training steps {size}")
     a("--student-iters", type=int, help=f"student training steps {size}")
-    a("--batch-size", type=int, help=f"images per step, per process {size}")
+    a("--batch-size", type=int, help=f"images per step {size}")
     a("--patch-size", type=int, help=f"HR crop size; the LR crop is a quarter of it {size}")
     a("--learning-rate", type=float, help=f"AdamW learning rate of the trained network {size}")
     a("--learning-rate-d", type=float, help=f"AdamW learning rate of the discriminator {size}")
     a("--warmup", type=int, help=f"linear learning-rate warm-up steps of each stage {size}")
-    a("--learning-rate-decay", choices=["constant", "cosine"], help="after the warm-up: constant, or a cosine "
-      "decay that reaches 0 at the stage's last step. The discriminator's rate follows the same schedule "
-      "counted in its own steps: its warm-up begins at --adv-start, where it joins, and its decay is cut off "
-      f"at the student's last step, before it reaches 0 {recipe}")
-    a("--recipe", choices=list(RECIPES), default="pixel", help="the diffusion recipe: the defaults of "
-      "--diffusion-steps, --kappa, --min-noise-level, --param, --sigma-data, --cond, --p-last and "
-      "--learning-rate-decay")
-    a("--diffusion-steps", type=int, help=f"T, the teacher's diffusion steps {recipe}")
-    a("--kappa", type=float, help=f"κ, the noise scale of the forward process {recipe}")
-    a("--min-noise-level", type=float, help=f"sets √η_1 = min(level/κ, level) {recipe}")
-    a("--param", choices=PARAMETRISATIONS, help="what the network predicts: x0, or precond (a correction around "
-      f"y₀ scaled by c_skip/c_out) {recipe}")
-    a("--sigma-data", type=float, help="σ_d of --param precond: the spread of x₀ − y₀ the output assumes, a "
-      f"tuning value set below the measured spread (python tools/study.py --sigma-data measures it) {recipe}")
-    a("--cond", choices=list(CONDITIONS), help="what the network sees beside x_t: the LR image (ResShift), or "
-      f"the LR image and y₀, its bicubic upscale in latent space (SR3) {recipe}")
-    a("--p-last", type=lambda s: "none" if s.lower() == "none" else float(s), help="the share of teacher samples "
-      "trained at t = T, the step the one-step student is made from; the others draw t uniformly from 1..T−1. "
-      f"none: t uniform over 1..T {recipe}")
+    a("--diffusion-steps", type=int, default=DIFFUSION.T, help="T, the teacher's diffusion steps")
+    a("--kappa", type=float, default=DIFFUSION.kappa, help="κ, the noise scale of the forward process")
+    a("--min-noise-level", type=float, default=DIFFUSION.min_noise_level, help="sets √η_1 = min(level/κ, level)")
+    a("--sigma-data", type=float, default=DIFFUSION.sigma_data, help="σ_d: the spread of x₀ − y₀ the output "
+      "assumes, a tuning value set below the measured spread (python tools/study.py --sigma-data measures it)")
+    a("--p-last", type=float, default=0.5, help="the share of teacher samples trained at t = T, the step the "
+      "one-step student is made from; the others draw t uniformly from 1..T−1")
     a("--w-dist", type=float, default=1.0, help="weight of the distillation loss")
     a("--w-ess", type=float, help=f"weight of the semantic loss (ESS) {size}")
     a("--w-hfp", type=float, default=0.05, help="weight of the high-frequency loss (HFP)")
@@ -113,9 +87,6 @@ def parse_args(argv=None):
     a("--clip", help="ESS encoder: NAME:TAG (open_clip weights in the local cache: python tools/fetch.py clip "
       "NAME:TAG), NAME:TAG:FILE (those weights from a file), vgg16 (not CLIP: ImageNet VGG16's global "
       f"features, the offline stand-in; python metrics.py --fetch-weights), or random (no semantics) {size}")
-    a("--vae", default="pixel", help="codec: pixel, or a diffusers VQModel/AutoencoderKL (hub id in the local "
-      "cache: python tools/fetch.py vae ID; or a local directory)")
-    a("--vae-subfolder", default="", help="subfolder of --vae holding the autoencoder (e.g. vqvae)")
     a("--degradation", choices=list(DEGRADATIONS), default="resshift", help="how LR inputs are made (degrade.py)")
     a("--compile", action=argparse.BooleanOptionalAction, default=None,
       help="torch.compile the networks (default: on CUDA only)")
@@ -135,11 +106,9 @@ def parse_args(argv=None):
     dests = {flag: action.dest for action in ap._actions for flag in action.option_strings}
     argv = sys.argv[1:] if argv is None else argv
     given = {dests[x.split("=")[0]] for x in map(str, argv) if x.split("=")[0] in dests}
-    for k, v in {**DEFAULTS[args.size], **RECIPES[args.recipe]}.items():
+    for k, v in DEFAULTS[args.size].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
-    if args.p_last == "none":  # said on the command line: t uniform over 1..T, whatever the recipe
-        args.p_last = None
     return args, given
 
 
@@ -148,26 +117,21 @@ def print_config(args, given, restored=()):
     print(f"{'setting':<22}{'value':<24}from")
     for k, v in vars(args).items():
         where = ("last.pt" if k in restored else "command line" if k in given else
-                 f"recipe {args.recipe}" if k in RECIPES[args.recipe] else f"size {args.size}"
-                 if k in DEFAULTS[args.size] else "default")
+                 f"size {args.size}" if k in DEFAULTS[args.size] else "default")
         print(f"{'--' + k.replace('_', '-'):<22}{str(v):<24}{where}")
     return 0
 
 
 # A resumed run takes its settings from last.pt, as nanoGPT's does, except those that say what to do now,
 # and those of RESUME_MAY_CHANGE (how long, how fast, how often to log) when the command line gives them: a
-# command line that changes any other setting is refused. Resuming under another number of processes is
-# refused too: batch k is split over the processes, so it would change the data.
+# command line that changes any other setting is refused.
 WHAT_TO_DO_NOW = {"stage", "resume", "overwrite", "out", "print_config"}
 RESUME_MAY_CHANGE = {"teacher_iters", "student_iters", "workers", "log_every", "ckpt_every", "device", "compile",
                      "precision"}
 
 
-def resume_settings(args, given, saved, world):
+def resume_settings(args, given, saved):
     """Put the settings of the run in last.pt (`saved`) into args; returns the names taken from it."""
-    if saved["world_size"] != world:
-        sys.exit(f"error: {args.out} was trained by {saved['world_size']} process(es); resume it with the same "
-                 f"number (this run has {world}): each process takes its own part of every batch")
     restored = []
     for k, v in saved["args"].items():
         if k in WHAT_TO_DO_NOW or (k in RESUME_MAY_CHANGE and k in given) or getattr(args, k, v) == v:
@@ -188,8 +152,7 @@ def settings(argv=None):
         if not last.exists():
             sys.exit(f"error: --resume, but {last} does not exist (nothing to resume)")
         resume = torch.load(last, map_location="cpu", weights_only=True)
-        world = int(os.environ.get("WORLD_SIZE", 1))  # (torchrun sets it; the processes are not up yet)
-        restored = resume_settings(args, given, resume, world)
+        restored = resume_settings(args, given, resume)
     elif last.exists() and not args.overwrite and not args.print_config:
         sys.exit(f"error: {args.out} already holds a run: --resume to continue it, --overwrite to start "
                  "again, or --out for a new folder")

@@ -33,9 +33,7 @@ from data import to_uint8
 
 SCALE = 4  # the super-resolution factor of the whole project: LR = HR / SCALE along each side
 
-# ---------------------------------------------------------------------------------------------------
-# 1. Settings
-# ---------------------------------------------------------------------------------------------------
+# --- 1. Settings
 
 # The blur kernels (anisotropic_kernels has their formulas), in the order of DegradationStage.kernel_prob
 KERNEL_FAMILIES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
@@ -115,9 +113,7 @@ DEGRADATIONS = {
     "resshift": DegradationConfig(),  # heavy: for GPU runs on DIV2K
 }
 
-# ---------------------------------------------------------------------------------------------------
-# 2. The pipeline
-# ---------------------------------------------------------------------------------------------------
+# --- 2. The pipeline
 
 
 # Random draws, all from g, a CPU torch.Generator: uniform() per sample, coin() and pick() once per batch.

@@ -9,7 +9,7 @@ The paper distills a multi-step diffusion teacher into a one-step student. Match
 The four terms of the student's loss (train.student_step), and the discriminator's own:
 
     term  compares                                        domain                           weight  flag
-    dist  the student's one call x̂₀ = f_φ(x_T, LR, T)     latent (pixel codec: pixel       1.0     --w-dist
+    dist  the student's one call x̂₀ = f_φ(x_T, LR, T)     latent (the image's pixel        1.0     --w-dist
           and the teacher's T-step sample S_θ(x_T, LR)    values in [−1, 1], rearranged)
           from the same x_T: mean squared error
     ess   1 − cos of the CLIP embeddings of SR and HR     decoded images (CLIP resizes     0.1     --w-ess,
@@ -22,7 +22,7 @@ The four terms of the student's loss (train.student_step), and the discriminator
     (D)   D's hinge loss, real HR against detached SR     the same                         its own optimizer,
           (d_hinge)                                                                        --learning-rate-d
 
-"Decoded images" are SR = decode(x̂₀) as it comes out of the codec, not clamped to [0, 1]: nothing bounds
+"Decoded images" are SR = decode(x̂₀) as decode gives it, not clamped to [0, 1]: nothing bounds
 x̂₀, and a clamp would cut the gradient wherever SR leaves the range. HR is in [0, 1].
 
     distillation   L_dist = mean((f_φ(x_T, LR, T) − S_θ(x_T, LR))²)   over every latent element
@@ -45,18 +45,14 @@ import torch.nn.functional as F
 from metrics import IMAGENET_MEAN, IMAGENET_STD, TAPS, high_pass_mask, metric_weights, tapped, vgg16_trunk
 from model import sample_deterministic
 
-# ---------------------------------------------------------------------------------------------------
-# The teacher's objective
-# ---------------------------------------------------------------------------------------------------
+# --- The teacher's objective
 
 
 def draw_timesteps(T, n, p_last, generator, device):
-    """t for n samples: uniform over 1..T (ResShift, p_last None), or t = T with probability p_last and
-    uniform over 1..T−1 otherwise (the pixel recipe: p_last 0.5). The one-step student and the teacher's
-    one call run at t = T alone, so the share of samples drawn there sets how fast they learn; the rest
-    keeps the sampler's later steps trained."""
-    if p_last is None:
-        return torch.randint(1, T + 1, (n,), generator=generator, device=device)
+    """t for n samples: t = T with probability p_last (--p-last, 0.5), else uniform over 1..T−1. ResShift
+    draws t uniformly over 1..T; but the one-step student and the teacher's one call run at t = T alone, so
+    the share of samples drawn there sets how fast they learn (uniform t learned nothing on the photo corpus:
+    docs/RESULTS.md); the rest keeps the sampler's later steps trained."""
     last = torch.rand(n, generator=generator, device=device) < p_last
     return torch.where(last, T, torch.randint(1, T, (n,), generator=generator, device=device))
 
@@ -67,18 +63,15 @@ def teacher_loss(teacher, x0, y0, lr, p_last, generator):
         t ~ draw_timesteps(T, p_last),  ε ~ N(0, I),  x_t = x₀ + η_t·(y₀ − x₀) + κ·√η_t·ε   (q_sample)
         L = mean over the batch of mean((x̂₀(x_t, LR, t) − x₀)²)
 
-    x̂₀ is the model's estimate of x₀ (SRModel.forward): the network's output F itself under x₀ prediction
-    (--param x0), or y₀ + c_skip·(x_t − y₀) + c_out·F under preconditioning (--param precond, the pixel
-    recipe), so the regression is always on x₀, whatever F means."""
+    x̂₀ = y₀ + c_skip·(x_t − y₀) + c_out·F is the model's estimate of x₀ (SRModel.forward): the regression is
+    on x₀, as ResShift's, though the network's output F is a correction around y₀."""
     t = draw_timesteps(teacher.cfg.T, x0.shape[0], p_last, generator, x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     x0_hat = teacher(teacher.q_sample(x0, y0, t, eps), lr, t, y0)
     return F.mse_loss(x0_hat.float(), x0.float())
 
 
-# ---------------------------------------------------------------------------------------------------
-# Distillation
-# ---------------------------------------------------------------------------------------------------
+# --- Distillation
 
 
 @torch.no_grad()
@@ -95,9 +88,7 @@ def distillation(x0_student, x0_teacher):
     return F.mse_loss(x0_student.float(), x0_teacher.float())
 
 
-# ---------------------------------------------------------------------------------------------------
-# ESS: Explicit Semantic-aware Supervision with a frozen CLIP image encoder
-# ---------------------------------------------------------------------------------------------------
+# --- ESS: Explicit Semantic-aware Supervision with a frozen CLIP image encoder
 
 
 def ess(clip, sr, hr):
@@ -109,9 +100,7 @@ def ess(clip, sr, hr):
     return (1 - (clip(sr) * target).sum(-1)).mean()
 
 
-# ---------------------------------------------------------------------------------------------------
-# HFP: High-Frequency Perception
-# ---------------------------------------------------------------------------------------------------
+# --- HFP: High-Frequency Perception
 
 
 def hfp(sr, hr, cutoff=0.25):
@@ -131,9 +120,7 @@ def hfp(sr, hr, cutoff=0.25):
     return (mask * (amp(sr) - amp(hr)).abs()).mean()
 
 
-# ---------------------------------------------------------------------------------------------------
-# Adversarial (hinge) losses for the PatchGAN
-# ---------------------------------------------------------------------------------------------------
+# --- Adversarial (hinge) losses for the PatchGAN
 
 
 def d_hinge(real_logits, fake_logits):
@@ -146,9 +133,7 @@ def g_hinge(fake_logits):
     return -fake_logits.float().mean()
 
 
-# ---------------------------------------------------------------------------------------------------
-# The frozen encoder of ESS: CLIP (open_clip), VGG16's global features (offline), or a random stand-in
-# ---------------------------------------------------------------------------------------------------
+# --- The frozen encoder of ESS: CLIP (open_clip), VGG16's global features (offline), or a random stand-in
 
 
 class CLIPImageEncoder(nn.Module):

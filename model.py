@@ -1,12 +1,12 @@
 """
 model.py: the networks of VPD-SR and the diffusion process they live in.
 
-    codec        image <-> latent: pixel_unshuffle by 4 (default, no weights) or a diffusers autoencoder
+    latent       image <-> latent: pixel_unshuffle by 4 (no weights; ResShift uses a VQGAN here)
     schedule     η_1..η_T of ResShift, and the forward process x_t = x₀ + η_t·(y₀ − x₀) + κ·√η_t·ε
-    SRModel      the UNet f_θ(x_t, LR, t) → x̂₀ with its codec and schedule, its output read as x₀
-                   (ResShift) or as a correction preconditioned around y₀ (EDM-style). The same class is
-                   the teacher: sampled in T steps (deterministic SinSR, or ancestral ResShift), and the
-                   student: the same network evaluated once, at t = T.
+    SRModel      the UNet f_θ(x_t, LR, y₀, t) → x̂₀ with its schedule, its output read as a correction
+                   preconditioned around y₀ (EDM-style). The same class is the teacher: sampled in T steps
+                   (deterministic SinSR, or ancestral ResShift), and the student: the same network evaluated
+                   once, at t = T.
     PatchGAN     the discriminator of the adversarial loss
 (Saving and loading these networks is checkpoint.py's; the training settings around them, config.py's;
 the losses, the teacher's included, losses.py's.)
@@ -29,14 +29,12 @@ import torch.nn.functional as F
 
 from degrade import SCALE
 
-# ---------------------------------------------------------------------------------------------------
-# Settings: saved into every checkpoint, so that a file alone rebuilds its model
-# ---------------------------------------------------------------------------------------------------
+# --- Settings: saved into every checkpoint, so that a file alone rebuilds its model
 
 # The network sizes (--size). `base` is the network for one GPU (74.2 M parameters); `tiny` (2.1 M) is for tests
 # and the CPU demo. Attention only at the two lowest resolutions (1/4 and 1/8 of the latent size), where its
 # cost, quadratic in the number of pixels, stays affordable. The first level is at least as
-# wide as the pixel codec's 48 latent channels: narrower, it bottlenecks the whole network (measured on
+# wide as the latent's 48 channels: narrower, it bottlenecks the whole network (measured on
 # the demo: 32 channels lost 4-5 dB PSNR against 64).
 NETWORKS = {
     "tiny": dict(block_out_channels=(64, 64, 64, 64), layers_per_block=1),
@@ -46,123 +44,38 @@ NETWORKS = {
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything that rebuilds a network and its schedule. The defaults are the recipe train.py trains
-    (`--recipe pixel`, config.py), made for the weight-free pixel codec: T = 4 steps, κ = 0.25, a last noise
-    level of κ·√η_1 = 0.01, the output preconditioned around y₀ with σ_d = 0.03, and y₀ beside the LR image
-    as the condition. ResShift's published settings for its VQGAN latent are the named alternative
-    RESSHIFT below (`--recipe resshift`). Why each value: config.py's RECIPES, and the recipe study."""
+    """Everything that rebuilds a network and its schedule: the recipe the studies chose for the pixel latent
+    (docs/RESULTS.md, "The recipe study" and "How the recipe was chosen on the photo corpus"). ResShift's own
+    settings (T = 15, κ = 2) were made for a VQGAN latent of standard deviation ≈ 1; on pixels, whose residual
+    x₀ − y₀ is a few hundredths, its samplers drifted into noise: T = 4 and κ = 0.25 keep the structure."""
 
     size: str = "base"  # network size: a key of NETWORKS
-    codec: str = "pixel"  # "pixel", or a diffusers VQModel / AutoencoderKL: hub id (local cache) or directory
-    codec_subfolder: str = ""  # e.g. "vqvae" inside a pipeline repository
     T: int = 4  # diffusion steps of the teacher
     kappa: float = 0.25  # κ, the noise scale
-    min_noise_level: float = 0.04  # sets √η_1 = min(min_noise_level/κ, min_noise_level) (ResShift's)
-    param: str = "precond"  # what the network's output means: a key of PARAMETRISATIONS (see SRModel.forward)
-    sigma_data: float = 0.03  # σ_d the "precond" output assumes for x₀ − y₀ (config.py's RECIPES says why)
-    cond: str = "lr+y0"  # what the network sees beside x_t: a key of CONDITIONS
+    min_noise_level: float = 0.04  # sets √η_1 = min(min_noise_level/κ, min_noise_level): κ·√η_1 = 0.01 here
+    sigma_data: float = 0.03  # σ_d, the spread of x₀ − y₀ the output assumes (SRModel.precond; config.py: why)
 
 
-# ResShift's published settings (Yue et al. 2023: T = 15, κ = 2, x₀ prediction, the LR image as the only
-# condition), for a VQGAN latent whose values have a standard deviation of about 1:
-# ModelConfig(**RESSHIFT). (σ_d is unused by x₀ prediction; 0.2 is the spread of x₀ − y₀ on the demo crops.)
-RESSHIFT = dict(T=15, kappa=2.0, param="x0", sigma_data=0.2, cond="lr")
+# --- The latent: where the diffusion runs
+
+# ResShift diffuses in the latent of a VQGAN that downsamples by 4, so that the latent has the LR image's size
+# and the LR image can be concatenated to it. This project uses the lossless, weight-free pixel_unshuffle by
+# SCALE in its place: an image (B,3,H,W) in [0,1] becomes a (B,48,H/4,W/4) latent in [−1,1], of the LR image's
+# size too. Nothing is learned or lost in it, and it needs no weights that could not be had offline.
+LATENT_CHANNELS = 3 * SCALE * SCALE
 
 
-# How the network's raw output F becomes x̂₀ (SRModel.forward has the formulas):
-#   x0        x̂₀ = F                                        ResShift's default ("xstart")
-#   precond   x̂₀ = y₀ + c_skip·(x_t − y₀) + c_out·F         EDM-style preconditioning around y₀ (Karras et al. 2022)
-# (ResShift's third choice, F = the residual y₀ − x₀, lost to precond in the recipe study: docs/RESULTS.md.)
-PARAMETRISATIONS = ("x0", "precond")
-
-# What is concatenated to the network's input beside x_t:
-#   lr     the LR image (3 channels), as ResShift does: its latent has the LR image's size
-#   lr+y0  the LR image and y₀ = encode(bicubic↑LR), as SR3 does (Saharia et al. 2021). Near t = T the
-#          network's x_t input is mostly noise; y₀ hands it the bicubic image already laid out like x₀.
-CONDITIONS = {"lr": 0, "lr+y0": 1}  # how many latents the condition adds to the 3 LR channels
+def encode(img):
+    return F.pixel_unshuffle(img * 2 - 1, SCALE)
 
 
-# ---------------------------------------------------------------------------------------------------
-# The codec: where the diffusion runs
-# ---------------------------------------------------------------------------------------------------
+def decode(z):
+    return (F.pixel_shuffle(z, SCALE) + 1) / 2
 
 
-class PixelCodec(nn.Module):
-    """Lossless and weight-free: pixel_unshuffle by the scale factor. An image (B,3,H,W) in [0,1] becomes a
-    (B,3·s²,H/s,W/s) latent in [−1,1]: for ×4 SR the latent has the LR image's size, so the LR image can
-    simply be concatenated to it (the role the f=4 VQGAN plays in ResShift)."""
+# --- The schedule
 
-    pixel_range = True  # latent values are pixel values: selects the input normalization below
-
-    def __init__(self):
-        super().__init__()
-        self.factor, self.channels = SCALE, 3 * SCALE * SCALE
-
-    def encode(self, img):
-        return F.pixel_unshuffle(img * 2 - 1, self.factor)
-
-    def decode(self, z):
-        return (F.pixel_shuffle(z, self.factor) + 1) / 2
-
-
-class AutoencoderCodec(nn.Module):
-    """A pretrained diffusers autoencoder (VQModel or AutoencoderKL), frozen, with the latent scaling
-    (and shift) its config file defines: z = (E(2·img − 1) − shift) · scaling. A config file that sets no
-    scaling_factor gets 1 (diffusers would fill in Stable Diffusion's 0.18215, meaningless for others)."""
-
-    pixel_range = False
-
-    def __init__(self, vae, config_file):
-        super().__init__()
-        self.vae = vae.eval().requires_grad_(False)
-        self.channels = vae.config.latent_channels
-        self.factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        self.scaling = config_file.get("scaling_factor") or 1.0
-        self.shift = config_file.get("shift_factor") or 0.0
-
-    def encode(self, img):
-        out = self.vae.encode(img * 2 - 1)
-        h = out.latents if hasattr(out, "latents") else out.latent_dist.mode()  # VQModel / AutoencoderKL
-        return (h - self.shift) * self.scaling
-
-    def decode(self, z):
-        return (self.vae.decode(z / self.scaling + self.shift).sample + 1) / 2
-
-
-def build_codec(cfg: ModelConfig):
-    if cfg.codec == "pixel":
-        return PixelCodec()
-    codec = AutoencoderCodec(*load_autoencoder(cfg.codec, cfg.codec_subfolder))
-    if codec.factor != SCALE:
-        raise ValueError(f"autoencoder '{cfg.codec}' downsamples by {codec.factor}, but ×{SCALE} SR needs a "
-                         f"factor of {SCALE} (so that the latent has the LR image's size)")
-    return codec
-
-
-def load_autoencoder(name, subfolder=""):
-    """(model, its config file as written) of a diffusers VQModel or AutoencoderKL, from a local directory
-    or from the Hugging Face cache, never from the network (python tools/fetch.py vae NAME fetches it)."""
-    from diffusers import AutoencoderKL, VQModel
-
-    try:
-        config = VQModel.load_config(name, subfolder=subfolder or None, local_files_only=True)
-        cls = {"VQModel": VQModel, "AutoencoderKL": AutoencoderKL}.get(config.get("_class_name"))
-        if cls is None:
-            raise ValueError(f"it is a {config.get('_class_name')}, not a VQModel or AutoencoderKL")
-        return cls.from_pretrained(name, subfolder=subfolder or None, local_files_only=True), config
-    except Exception as e:  # diffusers and huggingface_hub raise OSError, ValueError, ...
-        sub = f" --subfolder {subfolder}" if subfolder else ""
-        raise RuntimeError(f"cannot load the autoencoder '{name}'{sub}: {str(e).rstrip('.')}.\nFetch it first "
-                           f"(python tools/fetch.py vae {name}{sub}), pass a local directory (--vae DIR), or use "
-                           "the weight-free default codec (--vae pixel).") from None
-
-
-# ---------------------------------------------------------------------------------------------------
-# The schedule
-# ---------------------------------------------------------------------------------------------------
-
-
-# ResShift's schedule shape, the same in every recipe: its power p and its last level √η_T.
+# ResShift's schedule shape: its power p and its last level √η_T.
 P, SQRT_ETA_T = 0.3, 0.99
 
 
@@ -190,14 +103,12 @@ def eta_schedule(cfg: ModelConfig = ModelConfig()):
     return torch.cat([torch.zeros(1, dtype=torch.float64), sqrt_eta**2])
 
 
-# ---------------------------------------------------------------------------------------------------
-# The model: teacher and student
-# ---------------------------------------------------------------------------------------------------
+# --- The model: teacher and student
 
 
-def build_unet(size, latent_channels, cond="lr"):
-    """f_θ: a diffusers UNet2DModel whose input is [x_t (normalized), condition] (see CONDITIONS) and whose
-    output is F (see PARAMETRISATIONS)."""
+def build_unet(size):
+    """f_θ: a diffusers UNet2DModel whose input is [c_in·(x_t − y₀), y₀, LR] (48 + 48 + 3 channels, all of the
+    latent's size) and whose output is F, the correction of SRModel.forward."""
     from diffusers import UNet2DModel
 
     if size not in NETWORKS:
@@ -205,7 +116,7 @@ def build_unet(size, latent_channels, cond="lr"):
     net = NETWORKS[size]
     n = len(net["block_out_channels"])
     return UNet2DModel(
-        in_channels=latent_channels * (1 + CONDITIONS[cond]) + 3, out_channels=latent_channels,
+        in_channels=2 * LATENT_CHANNELS + 3, out_channels=LATENT_CHANNELS,
         down_block_types=("DownBlock2D",) * (n - 2) + ("AttnDownBlock2D",) * 2,
         up_block_types=("AttnUpBlock2D",) * 2 + ("UpBlock2D",) * (n - 2),
         norm_num_groups=min(32, net["block_out_channels"][0]), attention_head_dim=8, **net,
@@ -213,48 +124,39 @@ def build_unet(size, latent_channels, cond="lr"):
 
 
 class SRModel(nn.Module):
-    """The network f_θ(x_t, LR, t) → x̂₀ together with its codec and schedule.
+    """The network f_θ(x_t, LR, t) → x̂₀ together with its schedule.
 
     kind = "teacher": sampled in T steps by sample_deterministic / sample_ancestral.
     kind = "student": the same network evaluated once: x̂₀ = f_φ(x_T, LR, T) with x_T = y₀ + κ√η_T·ε.
 
-    `net` is the UNet as it runs. Whoever needs it compiled, under DDP or run in tiles replaces `net` by a
-    module that wraps it (train.py, sample.py), and keeps the unwrapped one to optimise or save.
+    `net` is the UNet as it runs. Whoever needs it compiled or run in tiles replaces `net` by a module that
+    wraps it (train.py, sample.py), and keeps the unwrapped one to optimise or save.
     """
 
-    def __init__(self, cfg: ModelConfig, kind="teacher", codec=None):
+    def __init__(self, cfg: ModelConfig, kind="teacher"):
         super().__init__()
         if kind not in ("teacher", "student"):
             raise ValueError(f"kind must be 'teacher' or 'student', not '{kind}'")
         self.cfg, self.kind = cfg, kind
-        self.codec = codec if codec is not None else build_codec(cfg)
-        if cfg.param not in PARAMETRISATIONS:
-            raise ValueError(f"unknown parametrisation '{cfg.param}' (choose from {', '.join(PARAMETRISATIONS)})")
-        if cfg.cond not in CONDITIONS:
-            raise ValueError(f"unknown condition '{cfg.cond}' (choose from {', '.join(CONDITIONS)})")
-        self.net = build_unet(cfg.size, self.codec.channels, cfg.cond)
-        if cfg.param == "precond":  # F = 0 at the start: the untrained model returns the linear guess
-            nn.init.zeros_(self.net.conv_out.weight)
-            nn.init.zeros_(self.net.conv_out.bias)
-            # x_t's input weights start at zero too. At t = T, x_t is almost pure noise (48 unit-variance
-            # channels beside the condition): with random weights that noise swamps the first layer, and the
-            # one call learns slowly or not at all (measured with the LR image as the only condition: +0.42 dB
-            # over bicubic instead of −0.03). From zero, the network learns first from the condition (LR,
-            # y₀), as a plain regression would, and grows the x_t weights where x_t carries information.
-            with torch.no_grad():
-                self.net.conv_in.weight[:, : self.codec.channels].zero_()
+        self.net = build_unet(cfg.size)
+        # F = 0 at the start: the untrained model returns the linear guess (precond below).
+        nn.init.zeros_(self.net.conv_out.weight)
+        nn.init.zeros_(self.net.conv_out.bias)
+        # x_t's input weights start at zero too. At t = T, x_t is almost pure noise (48 unit-variance channels
+        # beside the condition): with random weights that noise swamps the first layer, and the one call
+        # learns slowly or not at all (measured with the LR image as the only condition: +0.42 dB over
+        # bicubic instead of −0.03). From zero, the network learns first from the condition (LR, y₀), as a
+        # plain regression would, and grows the x_t weights where x_t carries information.
+        with torch.no_grad():
+            self.net.conv_in.weight[:, :LATENT_CHANNELS].zero_()
         eta = eta_schedule(cfg)
         self.register_buffer("eta", eta.float(), persistent=False)  # rebuilt from cfg, not saved
         # The UNet halves the latent len(blocks) − 1 times: inputs must be a multiple of this.
         self.multiple = 2 ** (len(NETWORKS[cfg.size]["block_out_channels"]) - 1)
 
-    # -- the codec and the LR condition
+    # -- the latent and the LR condition
 
-    def encode(self, img):
-        return self.codec.encode(img)
-
-    def decode(self, z):
-        return self.codec.decode(z)
+    encode, decode = staticmethod(encode), staticmethod(decode)
 
     def encode_lr(self, lr):
         """y₀ = encode(bicubic↑(LR)): the LR image, upscaled to the HR size, in latent space."""
@@ -278,16 +180,8 @@ class SRModel(nn.Module):
         of a teacher is its "one call"."""
         return self(x_T, lr, self.cfg.T, y0)
 
-    def normalize_input(self, x_t, t):
-        """Bring x_t to unit scale before the network (ResShift): latents have variance ≈ 1 + κ²η_t,
-        pixel values a range of about ±(1 + 3κ√η_t)."""
-        eta = self.eta[t].view(-1, 1, 1, 1)
-        if self.codec.pixel_range:
-            return x_t / (3 * self.cfg.kappa * eta.sqrt() + 1)
-        return x_t / torch.sqrt(self.cfg.kappa**2 * eta + 1)
-
     def precond(self, t):
-        """(c_in, c_skip, c_out) at timesteps t, derived from the forward process (the "precond" output).
+        """(c_in, c_skip, c_out) at timesteps t, derived from the forward process.
 
         Around y₀ the forward process reads  x_t − y₀ = a·d + s·ε  with d = x₀ − y₀, a = 1 − η_t and
         s = κ√η_t. If d has zero mean and variance σ_d², the best linear guess of d from x_t − y₀, and the
@@ -309,18 +203,20 @@ class SRModel(nn.Module):
         return var.rsqrt(), a * sd2 / var, (sd2 * s2 / var).sqrt()
 
     def forward(self, x_t, lr, t, y0=None):
-        """x̂₀ = f_θ(x_t, LR, t). t: an int or a (B,) tensor of timesteps in 1..T. y₀ = encode_lr(LR) is
-        computed when not given (the samplers pass it: an autoencoder would otherwise encode at every step)."""
+        """x̂₀ = y₀ + c_skip·(x_t − y₀) + c_out·F(c_in·(x_t − y₀), y₀, LR, t). t: an int or a (B,) tensor of
+        timesteps in 1..T. y₀ = encode_lr(LR) is computed when not given (the samplers pass it once).
+
+        ResShift's network predicts x₀ itself from x_t and the LR image alone. Both lost on pixels, in the
+        studies of docs/RESULTS.md: x₀ prediction (and the residual y₀ − x₀) to this preconditioned
+        correction, which holds x̂₀ at the best linear guess wherever F has learned nothing; the LR image
+        alone to the LR image with y₀, its bicubic upscale laid out like x₀ (as SR3 does, Saharia et al.
+        2021), which hands the network at t = T, where x_t is almost pure noise, something to correct."""
         if isinstance(t, int):  # (torch.full, not as_tensor: no blocking host-to-device copy per call)
             t = torch.full((x_t.shape[0],), t, device=x_t.device)
-        if y0 is None and (self.cfg.param == "precond" or self.cfg.cond != "lr"):
-            y0 = self.encode_lr(lr)
-        cond = [lr * 2 - 1] if self.cfg.cond == "lr" else [y0, lr * 2 - 1]  # (same spatial size as x_t)
-        if self.cfg.param == "x0":  # F is x̂₀
-            return self.net(torch.cat([self.normalize_input(x_t, t), *cond], dim=1), t, return_dict=False)[0]
-        c_in, c_skip, c_out = self.precond(t)  # "precond"
+        y0 = self.encode_lr(lr) if y0 is None else y0
+        c_in, c_skip, c_out = self.precond(t)
         u = x_t - y0
-        return y0 + c_skip * u + c_out * self.net(torch.cat([c_in * u, *cond], dim=1), t, return_dict=False)[0]
+        return y0 + c_skip * u + c_out * self.net(torch.cat([c_in * u, y0, lr * 2 - 1], 1), t, return_dict=False)[0]
 
     # -- inference
 
@@ -403,14 +299,12 @@ def sample_ancestral(model, x_T, y0, lr, steps=None, generator=None):
 
 def make_student(teacher: SRModel):
     """The one-step student starts as a copy of the teacher's network (its EMA weights, as saved)."""
-    student = SRModel(teacher.cfg, kind="student", codec=teacher.codec)
+    student = SRModel(teacher.cfg, kind="student")
     student.net.load_state_dict(teacher.net.state_dict())
     return student.to(teacher.eta.device)
 
 
-# ---------------------------------------------------------------------------------------------------
-# The discriminator
-# ---------------------------------------------------------------------------------------------------
+# --- The discriminator
 
 
 class PatchGAN(nn.Module):

@@ -30,12 +30,12 @@ def resolve_device(name="auto"):
     return device
 
 
-def resolve_precision(name, device, quiet=False):
+def resolve_precision(name, device):
     """The autocast dtype for --precision on `device` (see the policy above)."""
     if name not in PRECISIONS:
         raise ValueError(f"unknown precision '{name}' (choose from {', '.join(PRECISIONS)})")
     if device.type != "cuda":
-        if name in ("bf16", "fp16") and not quiet:
+        if name in ("bf16", "fp16"):
             print(f"note: --precision {name} is not used on the CPU; running in fp32")
         return torch.float32
     if name == "auto":

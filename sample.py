@@ -25,11 +25,10 @@ import torch.nn.functional as F
 from checkpoint import load_checkpoint, shipped
 from data import find_images, load_image, save_png
 from degrade import SCALE
+from model import LATENT_CHANNELS
 from runtime import PRECISIONS, peak_memory, resolve_device, resolve_precision, timed
 
-# ---------------------------------------------------------------------------------------------------
-# Upscaling one image: pad, tile, blend, crop
-# ---------------------------------------------------------------------------------------------------
+# --- Upscaling one image: pad, tile, blend, crop
 
 
 def pad_to_multiple(img, m):
@@ -97,14 +96,14 @@ def tiles(model, tile, overlap):
 def upscale_image(model, rgb, steps=None, sampler="deterministic", seed=0, tile=0, overlap=32,
                   dtype=torch.float32):
     """rgb (3,h,w) in [0,1] -> (3,4h,4w) in [0,1]. tile > 0 runs the network on overlapping tiles of at
-    most tile × tile LR pixels (see Tiled); the codec always sees the whole image."""
+    most tile × tile LR pixels (see Tiled); encoding and decoding always see the whole image."""
     device, m = model.eta.device, model.multiple
     h, w = rgb.shape[-2:]
     lr = pad_to_multiple(rgb[None].to(device), m)
     g = torch.Generator().manual_seed(seed)
-    # ε for the whole image, at the latent size (= the LR size: the codec downsamples by 4), on the CPU so
+    # ε for the whole image, at the latent size (= the LR size: the latent downsamples by 4), on the CPU so
     # that a seed gives the same ε on every device.
-    eps = torch.randn((1, model.codec.channels, *lr.shape[-2:]), generator=g).to(device)
+    eps = torch.randn((1, LATENT_CHANNELS, *lr.shape[-2:]), generator=g).to(device)
     tile = max(m, tile // m * m) if tile and tile < max(lr.shape[-2:]) else 0
     with tiles(model, tile, overlap), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         sr = model.upscale(lr, eps, steps, sampler, generator=g)
@@ -126,9 +125,7 @@ def upscale_fitting(model, rgb, steps, dtype, args):
             print(f"out of GPU memory: retrying with tiles of {tile}x{tile}")
 
 
-# ---------------------------------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------------------------------
+# --- Command line
 
 
 def plan_outputs(inputs, outdir):
@@ -172,7 +169,6 @@ def main(argv=None):
     ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="auto = bf16 on a GPU that supports it, fp16 on one that does not, fp32 on the CPU "
                     "(default: %(default)s)")
-    ap.add_argument("--vae", help="a local copy of the checkpoint's autoencoder, when its hub id cannot be reached")
     ap.add_argument("--compile", action="store_true", help="torch.compile the network (pays off for many images)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the noise ε (default: %(default)s)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
@@ -184,7 +180,7 @@ def main(argv=None):
     dtype = resolve_precision(args.precision, device)
     try:
         ckpt = args.ckpt or shipped("student")
-        model = load_checkpoint(ckpt, device=device, vae=args.vae)
+        model = load_checkpoint(ckpt, device=device)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise SystemExit(f"error: {e}") from None
     steps = args.steps if args.steps is not None else (1 if model.kind == "student" else model.cfg.T)

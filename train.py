@@ -6,8 +6,7 @@ one-step student with the distillation, ESS, HFP and adversarial losses (losses.
     python train.py --data demo --size tiny            # a tiny run on the demo photos: minutes on a laptop
     python train.py --data DIV2K --stage teacher       # one stage at a time; then:
     python train.py --data DIV2K --stage student --teacher runs/vpdsr/teacher.pt --out runs/student-b
-    torchrun --nproc_per_node=4 train.py --data DIV2K  # several GPUs (DDP; --batch-size is per process)
-    python train.py --data DIV2K --resume              # continue an interrupted run (same number of processes)
+    python train.py --data DIV2K --resume              # continue an interrupted run
     python train.py --size tiny --print-config          # every setting a run would use, and where it comes from
 
 What --out (default runs/vpdsr) receives: teacher.pt and student.pt (inference checkpoints holding EMA
@@ -21,10 +20,10 @@ noise, the same weights, step for step (tests/test_train.py checks it), as long 
 and the precision and compilation (other arithmetic). What makes it exact:
   - last.pt holds, for the stage being trained, each trained network's bundle (Trained: its weights, its
     EMA, the optimizer, the learning-rate schedule and the fp16 loss scaler; the student's and the
-    discriminator's in the student stage), the step, the run's settings `args`, the number of processes
-    and, in the student stage, the teacher's path (save_state).
+    discriminator's in the student stage), the step, the run's settings `args` and, in the student stage,
+    the teacher's path (save_state).
   - No random number generator's state needs saving, because every random draw is a function of
-    (--seed, stage, step, process rank), re-derived at each step:
+    (--seed, stage, step), re-derived at each step:
       the batch of HR crops      data.StepBatches: batch k (which photos, which crops) is seeded from
                                  (seed + stage, k), and a resumed loader starts at its step (start_step)
       the degradation            degrade() with the step's CPU generator (Run.generators)
@@ -32,13 +31,12 @@ and the precision and compilation (other arithmetic). What makes it exact:
       ε of a student step        the same, in its own stage's stream
   - Networks start from torch.manual_seed(--seed) (the teacher) or a copy of the teacher (the student); a
     resumed run loads them instead.
-The file reads in the order a run goes: set-up (processes, device, the trained networks), the two training
+The file reads in the order a run goes: set-up (device, the trained networks), the two training
 steps (the method itself), the loop that repeats them, and main(). The settings are config.py's.
 """
 
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -46,8 +44,6 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 import losses
 from checkpoint import atomic_save, load_checkpoint, save_checkpoint
@@ -57,9 +53,7 @@ from degrade import DEGRADATIONS, degrade
 from model import ModelConfig, PatchGAN, SRModel, make_student
 from runtime import autocast, resolve_device, resolve_precision
 
-# ---------------------------------------------------------------------------------------------------
-# Set-up: processes, device, precision
-# ---------------------------------------------------------------------------------------------------
+# --- Set-up: device, precision
 
 
 class Run:
@@ -67,22 +61,12 @@ class Run:
 
     def __init__(self, args):
         self.args = args
-        # Several processes when started by torchrun: one per GPU (NCCL), or per CPU process (gloo).
-        self.ddp = "RANK" in os.environ
-        cuda = torch.cuda.is_available() and args.device != "cpu"
-        if self.ddp:
-            dist.init_process_group("nccl" if cuda else "gloo")
-            self.rank, self.world = dist.get_rank(), dist.get_world_size()
-            self.device = torch.device(f"cuda:{os.environ['LOCAL_RANK']}" if cuda else "cpu")
-        else:
-            self.rank, self.world = 0, 1
-            self.device = resolve_device(args.device)
+        self.device = resolve_device(args.device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        self.main = self.rank == 0
         # runtime.py's policy: bf16 autocast where supported, fp16 (with a GradScaler) where not, fp32 on CPU
-        self.dtype = resolve_precision(args.precision, self.device, quiet=not self.main)
+        self.dtype = resolve_precision(args.precision, self.device)
         self.compile = self.device.type == "cuda" if args.compile is None else args.compile
         self.deg = DEGRADATIONS[args.degradation]
         self.out = Path(args.out)
@@ -92,49 +76,36 @@ class Run:
         return autocast(self.device, self.dtype)
 
     def print(self, *msg):
-        if self.main:
-            from tqdm import tqdm
+        from tqdm import tqdm
 
-            tqdm.write(" ".join(map(str, msg)))
+        tqdm.write(" ".join(map(str, msg)))
 
     def generators(self, stage, step):
         """(CPU generator, device generator) for one step: all randomness is a function of
-        (seed, stage, step, rank), so a resumed run draws exactly what an uninterrupted one would."""
-        seed = hash((self.args.seed, stage, step, self.rank)) & (2**63 - 1)
+        (seed, stage, step), so a resumed run draws exactly what an uninterrupted one would."""
+        seed = hash((self.args.seed, stage, step)) & (2**63 - 1)
         g = torch.Generator().manual_seed(seed)
         dg = g if self.device.type == "cpu" else torch.Generator(self.device).manual_seed(seed ^ 0x5DEECE66D)
         return g, dg
 
-    def wrap(self, net, train=True):
-        """The one way a network is wrapped to run: under DDP (if trained) with gradients all-reduced, and
-        compiled. DDP goes inside compile, so that the compiler can split the backward at DDP's buckets and
-        overlap the all-reduces with computation. Whoever holds the result keeps the unwrapped network too."""
-        if self.ddp and train:
-            net = DDP(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+    def wrap(self, net):
+        """The one way a network is wrapped to run: compiled (on CUDA by default). Whoever holds the result
+        keeps the unwrapped network too."""
         return torch.compile(net) if self.compile else net
 
-    def any_bad(self):
-        """Whether any process saw a non-finite loss (one sync, at log and checkpoint steps only)."""
-        bad = self.bad.clone().int()
-        if self.ddp:
-            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
-        return bool(bad.item())
+
+# --- Set-up: one bundle per trained network, and the two stages
 
 
-# ---------------------------------------------------------------------------------------------------
-# Set-up: one bundle per trained network, and the two stages
-# ---------------------------------------------------------------------------------------------------
-
-
-def warmup_schedule(opt, steps, kind="constant", total=None):
-    """Linear warm-up over `steps` (step s uses (s + 1)/steps of the rate), then constant, or a cosine decay
-    ½·(1 + cos(π·progress)) that reaches 0 at step `total`. A LambdaLR: its state resumes exactly."""
+def warmup_schedule(opt, steps, total):
+    """Linear warm-up over `steps` (step s uses (s + 1)/steps of the rate), then a cosine decay
+    ½·(1 + cos(π·progress)) that reaches 0 at step `total`. A LambdaLR: its state resumes exactly. The
+    discriminator's schedule counts its own steps: its warm-up begins at --adv-start, where it joins, and the
+    student's last step cuts its decay off before it reaches 0."""
 
     def factor(s):
         if s < steps:
             return (s + 1) / steps
-        if kind == "constant":
-            return 1.0
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (s - steps) / max(1, total - steps))))
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
@@ -148,12 +119,12 @@ class Trained:
     def __init__(self, model, run, learning_rate, total, betas=(0.9, 0.999)):
         a = run.args
         self.ema_decay, self.grad_clip, self.net, self.ema = a.ema_decay, a.grad_clip, model, None
-        if isinstance(model, SRModel):  # its UNet is trained; its EMA is a frozen copy sharing the codec
-            self.net, self.ema = model.net, SRModel(model.cfg, kind=model.kind, codec=model.codec).to(model.eta.device)
+        if isinstance(model, SRModel):  # its UNet is trained; its EMA is a frozen copy of the model
+            self.net, self.ema = model.net, SRModel(model.cfg, kind=model.kind).to(model.eta.device)
             self.ema.net.load_state_dict(model.net.state_dict())
             self.ema.requires_grad_(False).eval()
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=learning_rate, betas=betas, weight_decay=0.0)
-        self.sched = warmup_schedule(self.opt, a.warmup, a.learning_rate_decay, total)
+        self.sched = warmup_schedule(self.opt, a.warmup, total)
         self.scaler = torch.amp.GradScaler(run.device.type, enabled=run.dtype == torch.float16)
 
     def step(self, loss, n):
@@ -203,9 +174,8 @@ class Stage:
 
 def setup_teacher(run, resume):
     a = run.args
-    cfg = ModelConfig(size=a.size, codec=a.vae, codec_subfolder=a.vae_subfolder, T=a.diffusion_steps,
-                      kappa=a.kappa, min_noise_level=a.min_noise_level, param=a.param, sigma_data=a.sigma_data,
-                      cond=a.cond)
+    cfg = ModelConfig(size=a.size, T=a.diffusion_steps, kappa=a.kappa, min_noise_level=a.min_noise_level,
+                      sigma_data=a.sigma_data)
     teacher = SRModel(cfg).to(run.device)
     st = Stage("teacher", teacher, Trained(teacher, run, a.learning_rate, a.teacher_iters))
     restore_state(st, resume)
@@ -232,8 +202,8 @@ def setup_student(run, teacher, resume, clip, teacher_path=""):
                teacher_path=str(teacher_path))
     restore_state(st, resume)
     student.net = run.wrap(student.net)
-    teacher.net = run.wrap(teacher.net, train=False)
-    st.disc = run.wrap(disc)  # (DDP must see D's parameters requiring grad when it wraps them)
+    teacher.net = run.wrap(teacher.net)
+    st.disc = run.wrap(disc)
     disc.requires_grad_(False)  # on only during D's own step
     return st
 
@@ -243,7 +213,7 @@ def save_state(run, st, step):
     none needs a saved state)."""
     bundles = {"trained": st.trained, "trained_d": st.trained_d}
     atomic_save({"stage": st.name, "step": step, **{k: b.state_dict() for k, b in bundles.items() if b},
-                 "args": vars(run.args), "world_size": run.world, "teacher_path": st.teacher_path}, run.out / "last.pt")
+                 "args": vars(run.args), "teacher_path": st.teacher_path}, run.out / "last.pt")
 
 
 def restore_state(st, resume):
@@ -255,9 +225,7 @@ def restore_state(st, resume):
         st.start = resume["step"]
 
 
-# ---------------------------------------------------------------------------------------------------
-# One training step of each stage (the method; tools/bench.py times these very functions)
-# ---------------------------------------------------------------------------------------------------
+# --- One training step of each stage (the method; tools/bench.py times these very functions)
 
 
 def teacher_step(run, st: Stage, hr, step):
@@ -306,7 +274,7 @@ def student_step(run, st: Stage, hr, step):
         if a.w_hfp:
             terms["hfp"] = losses.hfp(sr, hr, a.hfp_cutoff)
         adversarial = a.w_adv > 0 and step >= a.adv_start
-        if adversarial:  # through D unwrapped (outside DDP), whose weights take no gradient here
+        if adversarial:  # through D, whose weights take no gradient here
             terms["adv"] = losses.g_hinge(st.trained_d.net(sr))
         weights = {"dist": a.w_dist, "ess": a.w_ess, "hfp": a.w_hfp, "adv": a.w_adv}
         loss = sum(weights[k] * v for k, v in terms.items())
@@ -326,9 +294,7 @@ def student_step(run, st: Stage, hr, step):
     return {k: v.detach() for k, v in terms.items()}
 
 
-# ---------------------------------------------------------------------------------------------------
-# The loop both stages share
-# ---------------------------------------------------------------------------------------------------
+# --- The loop both stages share
 
 
 def train_stage(run, st, dataset, iters, step_fn):
@@ -337,8 +303,8 @@ def train_stage(run, st, dataset, iters, step_fn):
 
     a, name = run.args, st.name
     loader = iter(build_loader(dataset, a.batch_size, a.workers, a.seed + (name == "student"), run.device,
-                               start_step=st.start, rank=run.rank, world=run.world))
-    bar = tqdm(total=iters, initial=st.start, desc=name, disable=not run.main, dynamic_ncols=True)
+                               start_step=st.start))
+    bar = tqdm(total=iters, initial=st.start, desc=name, dynamic_ncols=True)
     saved = st.start or None  # the step of the last good last.pt this run can vouch for
     sums, counts, t_log, n_log = {}, {}, time.perf_counter(), 0
     for step in range(st.start, iters):
@@ -350,24 +316,20 @@ def train_stage(run, st, dataset, iters, step_fn):
         n_log, done = n_log + 1, step + 1
         bar.update(1)
         log, ckpt = done % a.log_every == 0 or done == iters, done % a.ckpt_every == 0 or done == iters
-        if (log or ckpt) and run.any_bad():  # (a sync: only at these steps)
+        if (log or ckpt) and run.bad.item():  # (a sync: only at these steps)
             stop_on_nan(run, name, done, saved)
         if log:
             rec = {"stage": name, "step": done, **{k: (v / counts[k]).item() for k, v in sums.items()},
                    "learning_rate": learning_rate,
-                   "img_per_s": n_log * a.batch_size * run.world / (time.perf_counter() - t_log)}
+                   "img_per_s": n_log * a.batch_size / (time.perf_counter() - t_log)}
             bar.set_postfix({k: f"{v:.4g}" for k, v in rec.items() if k not in ("stage", "step", "learning_rate")})
-            if run.main:
-                with open(run.out / "log.jsonl", "a") as f:
-                    f.write(json.dumps(rec) + "\n")
+            with open(run.out / "log.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
             sums, counts, t_log, n_log = {}, {}, time.perf_counter(), 0
         if ckpt:
-            if run.main:
-                save_checkpoint(run.out / f"{name}.pt", st.trained.ema, a.degradation, done)
-                save_state(run, st, done)
+            save_checkpoint(run.out / f"{name}.pt", st.trained.ema, a.degradation, done)
+            save_state(run, st, done)
             saved = done
-            if run.ddp:
-                dist.barrier()  # no process moves on (to read teacher.pt, say) before the files exist
     bar.close()
     run.print(f"{name} done: {run.out / f'{name}.pt'}")
 
@@ -380,9 +342,7 @@ def stop_on_nan(run, name, step, saved):
     sys.exit(1)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Main
-# ---------------------------------------------------------------------------------------------------
+# --- Main
 
 
 def main(argv=None):
@@ -395,20 +355,19 @@ def main(argv=None):
     if resume:
         run.print(f"resuming {run.out}: {resume['stage']} stage, step {resume['step']}"
                   + (f"; with the run's own {', '.join(restored)}" if restored else ""))
-    if run.main:
-        run.out.mkdir(parents=True, exist_ok=True)
-        if not args.resume and (run.out / "log.jsonl").exists():
-            (run.out / "log.jsonl").unlink()
-        config = {"args": vars(args), "degradation": asdict(run.deg), "world_size": run.world,
-                  "device": str(run.device), "dtype": str(run.dtype), "torch": torch.__version__}
-        (run.out / "config.json").write_text(json.dumps(config, indent=2))
+    run.out.mkdir(parents=True, exist_ok=True)
+    if not args.resume and (run.out / "log.jsonl").exists():
+        (run.out / "log.jsonl").unlink()
+    config = {"args": vars(args), "degradation": asdict(run.deg), "device": str(run.device),
+              "dtype": str(run.dtype), "torch": torch.__version__}
+    (run.out / "config.json").write_text(json.dumps(config, indent=2))
 
     # 2. Data: random HR crops; the degradation into LR inputs happens on the device, inside each step
     try:
         dataset = build_dataset(args.data, "train", args.patch_size)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
-    run.print(f"{len(dataset)} training images from {dataset.name}; {run.world} process(es) on {run.device}, "
+    run.print(f"{len(dataset)} training images from {dataset.name}; on {run.device}, "
               f"{str(run.dtype).removeprefix('torch.')}, compile {'on' if run.compile else 'off'}")
 
     # 3. The ESS encoder, loaded now: weights that cannot be had should stop the run before training, not after
@@ -435,14 +394,9 @@ def main(argv=None):
             teacher = load_checkpoint(teacher_path, kind="teacher", device=run.device)
         except (FileNotFoundError, ValueError, RuntimeError) as e:
             sys.exit(f"error: --teacher: {e}")
-        if teacher.cfg.codec != args.vae:
-            sys.exit(f"error: --teacher {teacher_path} was trained with codec '{teacher.cfg.codec}', not --vae "
-                     f"{args.vae}")
         st = setup_student(run, teacher, resume, clip, teacher_path)
         run.print(f"student: from {teacher_path}, {args.student_iters} steps, adversarial from step {args.adv_start}")
         train_stage(run, st, dataset, args.student_iters, student_step)
-    if run.ddp:
-        dist.destroy_process_group()
     return 0
 
 

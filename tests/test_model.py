@@ -1,10 +1,9 @@
-"""Tests of model.py: schedule, forward process, samplers, codecs, networks, checkpoints. CPU, seconds.
+"""Tests of model.py: schedule, forward process, samplers, the latent, networks, checkpoints. CPU, seconds.
 
     python -m pytest tests/test_model.py
 """
 
 import math
-import time
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ import checkpoint as C
 import model as M
 from model import ModelConfig, SRModel
 from runtime import sha256_file
+from conftest import RESSHIFT_SCHEDULE, untrained
 from conftest import photo as conftest_photo
 from tools import export
 
@@ -25,7 +25,7 @@ LISTED = [0.02, 0.1172, 0.1763, 0.2336, 0.2916, 0.3510, 0.4124, 0.4759, 0.5417, 
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return SRModel(ModelConfig(size="tiny", **M.RESSHIFT)).eval()
+    return untrained(SRModel(ModelConfig(size="tiny", **RESSHIFT_SCHEDULE))).eval()
 
 
 def photo(name="astronaut", size=64):
@@ -36,7 +36,7 @@ def photo(name="astronaut", size=64):
 
 
 def test_eta_matches_the_listed_values():
-    eta = M.eta_schedule(ModelConfig(**M.RESSHIFT))
+    eta = M.eta_schedule(ModelConfig(**RESSHIFT_SCHEDULE))
     assert eta.shape == (16,) and eta[0] == 0
     assert eta[1:].sqrt().tolist() == pytest.approx(LISTED, abs=1e-4)
 
@@ -69,21 +69,6 @@ def test_prior_sample_is_y0_plus_scaled_noise(tiny):
     torch.testing.assert_close(tiny.prior_sample(y0, eps), y0 + 2 * 0.99 * eps)
 
 
-def test_input_normalization(tiny):
-    x, t = torch.ones(2, 48, 2, 2), torch.tensor([1, 15])
-    out = tiny.normalize_input(x, t)  # the pixel codec: divide by 3κ√η_t + 1
-    assert out[0].mean().item() == pytest.approx(1 / (3 * 2 * 0.02 + 1))
-    assert out[1].mean().item() == pytest.approx(1 / (3 * 2 * 0.99 + 1))
-
-    class LatentCodec(torch.nn.Module):  # an autoencoder's latent space: divide by √(κ²η_t + 1)
-        pixel_range, channels = False, 4
-
-    m = SRModel(ModelConfig(size="tiny", **M.RESSHIFT), codec=LatentCodec())
-    out = m.normalize_input(torch.ones(2, 4, 2, 2), t)
-    assert out[0].mean().item() == pytest.approx(1 / math.sqrt(4 * 0.02**2 + 1))
-    assert out[1].mean().item() == pytest.approx(1 / math.sqrt(4 * 0.99**2 + 1))
-
-
 # ------------------------------------------------------------------ samplers
 
 
@@ -98,7 +83,7 @@ class Oracle(SRModel):
 @pytest.mark.parametrize("sampler", [M.sample_deterministic, M.sample_ancestral])
 @pytest.mark.parametrize("steps", [None, 4, 1])
 def test_samplers_end_exactly_at_x0_with_a_perfect_network(sampler, steps):
-    m = Oracle(ModelConfig(size="tiny", **M.RESSHIFT))
+    m = Oracle(ModelConfig(size="tiny", **RESSHIFT_SCHEDULE))
     m.x0, m.calls = torch.rand(1, 48, 8, 8) * 2 - 1, []
     y0, eps = torch.rand(1, 48, 8, 8) * 2 - 1, torch.randn(1, 48, 8, 8)
     kwargs = {"generator": torch.Generator().manual_seed(0)} if sampler is M.sample_ancestral else {}
@@ -117,7 +102,7 @@ class Linear(SRModel):
 def test_samplers_follow_their_formulas_step_by_step():
     """Both samplers against their formulas (SinSR's deterministic step, ResShift's posterior), evaluated by
     hand in float64."""
-    m = Linear(ModelConfig(size="tiny", **M.RESSHIFT))
+    m = Linear(ModelConfig(size="tiny", **RESSHIFT_SCHEDULE))
     y0, eps = torch.full((1, 1, 1, 1), -0.5), torch.full((1, 1, 1, 1), 0.7)
     eta = M.eta_schedule(m.cfg).tolist()
     det = anc = -0.5 + 2 * math.sqrt(eta[15]) * 0.7  # x_T = y₀ + κ√η_T·ε
@@ -141,7 +126,7 @@ def test_samplers_follow_their_formulas_step_by_step():
 
 def test_samplers_with_fewer_steps_skip_timesteps_by_the_same_formulas():
     """With steps < T the update goes from t straight to the next visited s, with η_s in place of η_{t-1}."""
-    m = Linear(ModelConfig(size="tiny", **M.RESSHIFT))
+    m = Linear(ModelConfig(size="tiny", **RESSHIFT_SCHEDULE))
     y0, eps = torch.full((1, 1, 1, 1), 0.2), torch.full((1, 1, 1, 1), -0.4)
     eta = M.eta_schedule(m.cfg).tolist()
     ts = m.timesteps(4)
@@ -183,7 +168,7 @@ def test_timesteps():
 
 def test_student_is_one_step_of_the_copied_teacher(tiny):
     student = M.make_student(tiny)
-    assert student.kind == "student" and student.codec is tiny.codec
+    assert student.kind == "student"
     for a, b in zip(student.net.parameters(), tiny.net.parameters()):
         assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()  # a copy, not shared storage
     lr, eps = photo(size=16), torch.randn(1, 48, 16, 16)
@@ -193,108 +178,45 @@ def test_student_is_one_step_of_the_copied_teacher(tiny):
     torch.testing.assert_close(tiny.upscale(lr, eps, steps=1), expected)
 
 
-# ------------------------------------------------------------------ codecs
+# ------------------------------------------------------------------ the latent
 
 
-def test_pixel_codec_round_trip_is_exact():
-    codec = M.PixelCodec()
+def test_pixel_latent_round_trip_is_exact():
     img = photo(size=64)
-    z = codec.encode(img)
+    z = M.encode(img)
     assert z.shape == (1, 48, 16, 16) and z.min() >= -1 and z.max() <= 1
-    back = codec.decode(z)
+    back = M.decode(z)
     assert torch.equal((back * 255).round(), (img * 255).round())
     torch.testing.assert_close(back, img, atol=1e-6, rtol=0)
-
-
-def tiny_autoencoder(kind, factor_levels=3):
-    from diffusers import AutoencoderKL, VQModel
-
-    common = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * factor_levels,
-                  up_block_types=("UpDecoderBlock2D",) * factor_levels, block_out_channels=(8,) * factor_levels,
-                  layers_per_block=1, norm_num_groups=8, sample_size=32)
-    torch.manual_seed(0)
-    if kind == "vq":
-        return VQModel(latent_channels=3, num_vq_embeddings=16, vq_embed_dim=3, **common)
-    return AutoencoderKL(latent_channels=4, **common)
-
-
-@pytest.mark.parametrize("kind", ["vq", "kl"])
-def test_diffusers_autoencoder_codec_from_disk(tmp_path, kind):
-    tiny_autoencoder(kind).save_pretrained(tmp_path / "repo" / "vae")
-    cfg = ModelConfig(size="tiny", codec=str(tmp_path / "repo"), codec_subfolder="vae")
-    m = SRModel(cfg)
-    assert isinstance(m.codec, M.AutoencoderCodec) and not m.codec.pixel_range
-    channels = 3 if kind == "vq" else 4
-    assert m.codec.channels == channels and m.codec.scaling == pytest.approx(0.18215)
-    img = photo(size=64)
-    z = m.encode(img)
-    assert z.shape == (1, channels, 16, 16)
-    assert m.decode(z).shape == (1, 3, 64, 64)
-    assert not any(p.requires_grad for p in m.codec.parameters())  # frozen
-    out = m.upscale(photo(size=16), generator=torch.Generator().manual_seed(0))
-    assert out.shape == (1, 3, 64, 64)
-    # the same model, loaded again from disk, encodes identically
-    again = M.build_codec(cfg)
-    torch.testing.assert_close(again.encode(img), z)
-
-
-def test_latent_scaling_comes_from_the_config_file(tmp_path):
-    import json
-
-    tiny_autoencoder("vq").save_pretrained(tmp_path / "vq")
-    config = json.loads((tmp_path / "vq" / "config.json").read_text())
-    config.pop("scaling_factor")  # as in autoencoders saved before diffusers knew the setting
-    (tmp_path / "vq" / "config.json").write_text(json.dumps(config))
-    assert M.build_codec(ModelConfig(codec=str(tmp_path / "vq"))).scaling == 1.0
-
-
-def test_autoencoder_of_the_wrong_factor_is_refused(tmp_path):
-    tiny_autoencoder("kl", factor_levels=4).save_pretrained(tmp_path / "f8")
-    with pytest.raises(ValueError, match="downsamples by 8"):
-        M.build_codec(ModelConfig(codec=str(tmp_path / "f8")))
-
-
-def test_missing_autoencoder_fails_fast_with_advice(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: nothing is downloaded
-    t0 = time.perf_counter()
-    with pytest.raises(RuntimeError) as err:
-        M.build_codec(ModelConfig(codec="someone/some-vae", codec_subfolder="vqvae"))
-    assert time.perf_counter() - t0 < 10
-    msg = str(err.value)
-    assert "python tools/fetch.py vae someone/some-vae --subfolder vqvae" in msg
-    assert "--vae pixel" in msg and "--vae DIR" in msg
 
 
 # ------------------------------------------------------------------ networks
 
 
 def test_network_sizes():
-    n = lambda size: sum(p.numel() for p in M.build_unet(size, 48).parameters())  # noqa: E731
+    n = lambda size: sum(p.numel() for p in M.build_unet(size).parameters())  # noqa: E731
     assert n("tiny") <= 3e6
     assert 70e6 <= n("base") <= 80e6
-    net = M.build_unet("base", 48)
+    net = M.build_unet("base")
     assert net.config.block_out_channels == (128, 256, 256, 512) and net.config.layers_per_block == 2
     assert [b.__class__.__name__ for b in net.down_blocks] == ["DownBlock2D", "DownBlock2D", "AttnDownBlock2D",
                                                                 "AttnDownBlock2D"]
 
 
-def test_network_input_is_latent_plus_lr(tiny):
-    assert tiny.net.config.in_channels == 48 + 3 and tiny.net.config.out_channels == 48
+def test_network_input_is_latent_plus_y0_plus_lr(tiny):
+    assert tiny.net.config.in_channels == 48 + 48 + 3 and tiny.net.config.out_channels == 48
     x0_hat = tiny(torch.randn(2, 48, 16, 16), torch.rand(2, 3, 16, 16), torch.tensor([3, 15]))
     assert x0_hat.shape == (2, 48, 16, 16)
 
 
 def test_conditioning_on_y0_feeds_the_bicubic_latent_to_the_network():
     torch.manual_seed(0)
-    m = SRModel(ModelConfig(size="tiny", param="x0", cond="lr+y0"))
-    assert m.net.config.in_channels == 48 + 48 + 3
+    m = untrained(SRModel(ModelConfig(size="tiny")))
     lr, x_t, t = torch.rand(1, 3, 16, 16), torch.randn(1, 48, 16, 16), torch.tensor([2])
     y0 = m.encode_lr(lr)
     with torch.no_grad():  # y0 is computed from LR when not given, and it reaches the network
         torch.testing.assert_close(m(x_t, lr, t), m(x_t, lr, t, y0))
         assert (m(x_t, lr, t, y0 + 0.5) - m(x_t, lr, t, y0)).abs().max() > 1e-3
-    with pytest.raises(ValueError, match="lr, lr\\+y0"):
-        SRModel(ModelConfig(size="tiny", cond="hr"))
 
 
 def test_patchgan_receptive_field_is_70():
@@ -349,14 +271,14 @@ def test_bad_checkpoints_are_refused_by_name(tmp_path, tiny):
         C.load_checkpoint(tmp_path / "mismatch.pt")
 
 
-# ------------------------------------------------------------------ output parametrisations (recipe)
+# ------------------------------------------------------------------ the preconditioned output
 
 
 def test_precond_coefficients_are_the_best_linear_guess_and_its_error():
     """c_skip and c_out against a least-squares fit on samples of the forward process: with d ~ N(0, σ_d²),
     u = x_t − y₀ = (1 − η_t)·d + κ√η_t·ε, the fitted slope of d on u is c_skip, and the residual's
     standard deviation is c_out."""
-    m = SRModel(ModelConfig(size="tiny", T=4, kappa=0.5, min_noise_level=0.2, param="precond", sigma_data=0.3))
+    m = SRModel(ModelConfig(size="tiny", T=4, kappa=0.5, min_noise_level=0.2, sigma_data=0.3))
     g = torch.Generator().manual_seed(0)
     n = 400_000
     for t in range(1, 5):
@@ -374,7 +296,7 @@ def test_untrained_precond_model_starts_from_the_linear_guess():
     """The last convolution starts at zero: the preconditioned output is y₀ + c_skip·(x_t − y₀), which is y₀
     (the bicubic upscale) at t = T up to η_T's remainder."""
     torch.manual_seed(0)
-    m = SRModel(ModelConfig(size="tiny", param="precond", T=15)).eval()
+    m = SRModel(ModelConfig(size="tiny", T=15)).eval()
     lr = photo(size=32)
     y0 = m.encode_lr(lr)
     x_t = y0 + 0.3 * torch.randn_like(y0)
@@ -384,11 +306,6 @@ def test_untrained_precond_model_starts_from_the_linear_guess():
         torch.testing.assert_close(m(x_t, lr, t, y0), m(x_t, lr, t))  # y₀ passed or computed: the same
 
 
-def test_unknown_parametrisation_is_refused():
-    with pytest.raises(ValueError, match="x0, precond"):
-        SRModel(ModelConfig(size="tiny", param="eps"))
-
-
 @pytest.mark.parametrize("sigma_d", [0.2, 0.1])
 def test_untrained_precond_sampler_turns_noise_into_white_detail_of_about_sigma_d(sigma_d):
     """With F = 0 the preconditioned output is the posterior mean for a white Gaussian x₀ − y₀ of standard
@@ -396,8 +313,7 @@ def test_untrained_precond_sampler_turns_noise_into_white_detail_of_about_sigma_
     a little below σ_d in amplitude (the discrete steps shrink it). So σ_d sets how much texture a network
     that has learned little will invent."""
     torch.manual_seed(0)
-    m = SRModel(ModelConfig(size="tiny", T=4, kappa=0.25, min_noise_level=0.04, param="precond",
-                            sigma_data=sigma_d)).eval()
+    m = SRModel(ModelConfig(size="tiny", T=4, kappa=0.25, min_noise_level=0.04, sigma_data=sigma_d)).eval()
     lr = photo(size=32)
     y0 = m.encode_lr(lr).expand(16, -1, -1, -1)
     eps = torch.randn(y0.shape, generator=torch.Generator().manual_seed(0))

@@ -13,6 +13,7 @@ from PIL import Image
 import checkpoint as C
 import model as M
 import sample as S
+from conftest import RESSHIFT_SCHEDULE
 from data import load_image
 
 
@@ -128,10 +129,11 @@ def test_tiled_output_is_close_to_untiled(ckpts):
 
 class Pointwise(torch.nn.Module):
     """A 'UNet' that looks at one latent pixel at a time: tiling must then change nothing at all. Its input is
-    [x_t normalized (48 channels), LR (3 channels)] (x₀ output, the LR image as the condition)."""
+    [c_in·(x_t − y₀) (48 channels), y₀ (48), LR (3)]."""
 
     def forward(self, x, t, return_dict=False):
-        return (0.8 * x[:, :48] + 0.1 * x[:, 48:].repeat_interleave(16, 1) + 0.01 * t.view(-1, 1, 1, 1),)
+        return (0.8 * x[:, :48] - 0.3 * x[:, 48:96] + 0.1 * x[:, 96:].repeat_interleave(16, 1)
+                + 0.01 * t.view(-1, 1, 1, 1),)
 
 
 @pytest.mark.parametrize("kind,kw", [("student", {}), ("teacher", {"steps": 4}),
@@ -139,7 +141,7 @@ class Pointwise(torch.nn.Module):
 def test_tiling_adds_no_seams(kind, kw):
     """One x_t, one ε and one step noise for the whole image, x̂₀ blended at every step: with a local
     network the tiled result equals the untiled one, for every sampler."""
-    model = M.SRModel(M.ModelConfig(size="tiny", **M.RESSHIFT), kind=kind)
+    model = M.SRModel(M.ModelConfig(size="tiny", **RESSHIFT_SCHEDULE), kind=kind)
     model.net = Pointwise()
     rgb = torch.from_numpy(skimage.data.rocket()[100:196, 200:320]).permute(2, 0, 1).float() / 255
     whole = S.upscale_image(model, rgb, tile=0, **kw)

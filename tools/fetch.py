@@ -6,7 +6,6 @@ an error that names the command here that fetches it.
     python tools/fetch.py photos                   # the photo corpus (--data photos): 170 MB of Debian packages, ~35 s
     python tools/fetch.py DIV2K                    # DIV2K's HR images (--data DIV2K): 3.5 GB train + 0.4 GB val
     python tools/fetch.py clip ViT-B-32:openai     # open_clip weights (--clip NAME:TAG), into the Hugging Face cache
-    python tools/fetch.py vae ID [--subfolder S]   # a diffusers autoencoder (--vae ID), into the Hugging Face cache
     python tools/fetch.py credits [-o FILE]        # docs/CREDITS.md, from the corpus's table below
 
 Each is a no-op when its files are there. $VPDSR_DATA moves the photos and DIV2K (data.data_root); $HF_HOME
@@ -304,41 +303,14 @@ def fetch_clip(spec):
         print(f"(not in the Hugging Face cache: pass the file, --clip {spec}:{path})")
 
 
-def fetch_vae(repo_id, subfolder=""):
-    """A diffusers VQModel / AutoencoderKL (its config and weights only) from the hub into the Hugging Face
-    cache, where --vae ID [--vae-subfolder S] finds it (model.load_autoencoder reads a folder or the cache, never the
-    network)."""
-    from huggingface_hub import list_repo_files, snapshot_download
-
-    where = repo_id + (f" (subfolder {subfolder})" if subfolder else "")
-    require_hub(f"the autoencoder {where}", "pass a folder holding its config.json and weights: --vae DIR")
-    prefix = subfolder.strip("/") + "/" if subfolder else ""
-    try:
-        files = set(list_repo_files(repo_id))
-        weights = [prefix + f for f in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
-                   if prefix + f in files][:1]  # (safetensors if there: diffusers prefers it too)
-        if prefix + "config.json" not in files or not weights:
-            raise ValueError(f"it has no {prefix}config.json with diffusers weights beside it"
-                             + ("" if subfolder else " (is the autoencoder in a subfolder? --subfolder S)"))
-        folder = Path(snapshot_download(repo_id, allow_patterns=[prefix + "config.json", *weights])) / prefix
-    except Exception as e:  # repository not found, HTTP errors, a full disk, ...
-        raise RuntimeError(f"cannot download the autoencoder {where}: {e}") from None
-    print(f"{where}: {folder}")
-    print(f"use it with --vae {repo_id}" + (f" --vae-subfolder {subfolder}" if subfolder else "")
-          + f" (read from the Hugging Face cache), or --vae {folder}")
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description="\n\n".join(__doc__.strip().split("\n\n")[:2]),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="what", required=True, metavar="{photos,DIV2K,clip,vae,credits}")
+    sub = ap.add_subparsers(dest="what", required=True, metavar="{photos,DIV2K,clip,credits}")
     sub.add_parser("photos", help="the photo corpus, into $VPDSR_DATA/photos if set, else ~/.cache/vpdsr/photos")
     sub.add_parser("DIV2K", help="DIV2K's HR images, into $VPDSR_DATA/DIV2K if set, else ./DIV2K")
     clip = sub.add_parser("clip", help="open_clip weights into the Hugging Face cache")
     clip.add_argument("spec", metavar="NAME:TAG", help="e.g. ViT-B-32:openai")
-    vae = sub.add_parser("vae", help="a diffusers autoencoder into the Hugging Face cache")
-    vae.add_argument("id", metavar="ID", help="its hub id")
-    vae.add_argument("--subfolder", default="", help="the subfolder holding the autoencoder (e.g. vqvae)")
     credits = sub.add_parser("credits", help="write the photo corpus's credits")
     credits.add_argument("-o", "--out", metavar="FILE", help="where to write them (default: docs/CREDITS.md)")
     args = ap.parse_args(argv)
@@ -352,8 +324,6 @@ def main(argv=None):
             fetch_div2k()
         elif args.what == "clip":
             fetch_clip(args.spec)
-        elif args.what == "vae":
-            fetch_vae(args.id, args.subfolder)
         else:
             out = Path(args.out) if args.out else CREDITS
             out.write_text(credits_markdown())

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from checkpoint import load_checkpoint  # noqa: E402
 from data import build_dataset  # noqa: E402
 from degrade import DEGRADATIONS, SCALE, degrade  # noqa: E402
+from model import LATENT_CHANNELS  # noqa: E402
 
 
 @torch.no_grad()
@@ -37,7 +38,7 @@ def preview(run_dir, n=4, seed=0):
     crops = build_dataset(args["data"], "train", args["patch_size"])
     hr = torch.stack([crops[(i % len(crops), 1000 + i)] for i in range(n)])
     hr, lr = degrade(hr, DEGRADATIONS[args["degradation"]], torch.Generator().manual_seed(seed))
-    eps = torch.randn((n, models[0].codec.channels, *lr.shape[-2:]), generator=torch.Generator().manual_seed(seed))
+    eps = torch.randn((n, LATENT_CHANNELS, *lr.shape[-2:]), generator=torch.Generator().manual_seed(seed))
     columns = [lr.repeat_interleave(SCALE, -2).repeat_interleave(SCALE, -1)]
     columns += [m.upscale(lr, eps) for m in models] + [hr]
     grid = torch.stack([c.float().clamp(0, 1) for c in columns], 1).flatten(0, 1)

@@ -10,8 +10,8 @@ tools/study.py: the measured studies of docs/RESULTS.md that this code still run
 no run trained on; a run whose report exists is neither trained nor measured again. Their tables go to
 results/study/ablation.md and results/study/generalise.md, their runs to runs/ablation/ and runs/generalise/.
 
-(The recipe study that chose `--recipe pixel`, docs/RESULTS.md's "The recipe study", compared settings that
-train.py no longer has, such as --param residual and --loss-weight: its code is study.py at commit b1012c6.)
+(The recipe study that chose the diffusion settings, docs/RESULTS.md's "The recipe study", compared settings that
+train.py no longer has, such as --param and --loss-weight: its code is study.py at commit b1012c6.)
 """
 
 import argparse
@@ -58,7 +58,7 @@ def cell(per_seed, digits=2):
 def sigma_data(data="demo", degradations=tuple(DEGRADATIONS), patch_sizes=(64, 128), batches=8, batch_size=32):
     """Print the standard deviation of x₀ − y₀ in the pixel latent (x₀ = encode(HR), y₀ = encode(bicubic↑LR))
     over batches of degraded training crops of each size, per degradation; returns {(size, degradation): std}."""
-    model = SRModel(ModelConfig(size="tiny"))  # (only its codec is used: encode and encode_lr)
+    model = SRModel(ModelConfig(size="tiny"))  # (only its latent is used: encode and encode_lr)
     out = {}
     for size in patch_sizes:
         ds = build_dataset(data, "train", size)
@@ -72,9 +72,9 @@ def sigma_data(data="demo", degradations=tuple(DEGRADATIONS), patch_sizes=(64, 1
             out[size, name] = torch.cat(d).std().item()
             print(f"{data}, {size}² crops, {name}: std of x₀ − y₀ = {out[size, name]:.3f} (of x₀ itself: "
                   f"{torch.cat(x0).std():.3f})")
-    print(f"σ_d (--sigma-data; the pixel recipe's is {ModelConfig().sigma_data}) is set below these on purpose: it is "
-          "a tuning value, not this std. The smaller it is, the less texture an under-trained sampler invents "
-          "(config.py's RECIPES; docs/RESULTS.md).")
+    print(f"σ_d (--sigma-data, {ModelConfig().sigma_data} by default) is set below these on purpose: it is a tuning "
+          "value, not this std. The smaller it is, the less texture an under-trained sampler invents (config.py; "
+          "docs/RESULTS.md).")
     return out
 
 
