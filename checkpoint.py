@@ -6,8 +6,9 @@ A checkpoint is one .pt file holding a dictionary:
     format       "vpdsr-checkpoint-v4": the version of this layout (a file of another version is refused
                  with a message that says so)
     kind         "teacher" or "student"
-    config       the ModelConfig, as a dict: with model.py's constants (SCALE, the schedule's P and √η_T),
-                 everything needed to rebuild the network and its schedule
+    config       the ModelConfig, as a dict (size, T, κ, min_noise_level, σ_d): with the code's constants
+                 (degrade.SCALE, model.P and model.SQRT_ETA_T), everything that rebuilds the network and its
+                 schedule
     degradation  the name of the degradation it was trained on (degrade.DEGRADATIONS): the LR inputs
                  evaluate.py makes for it unless told otherwise
     weights      the network's state dict (the EMA weights, when training keeps an EMA)

@@ -47,7 +47,8 @@ class ModelConfig:
     """Everything that rebuilds a network and its schedule: the recipe the studies chose for the pixel latent
     (docs/RESULTS.md, "The recipe study" and "How the recipe was chosen on the photo corpus"). ResShift's own
     settings (T = 15, κ = 2) were made for a VQGAN latent of standard deviation ≈ 1; on pixels, whose residual
-    x₀ − y₀ is a few hundredths, its samplers drifted into noise: T = 4 and κ = 0.25 keep the structure."""
+    x₀ − y₀ has a spread of 0.05 to 0.2 (python tools/study.py --sigma-data), its samplers drifted into noise:
+    T = 4 and κ = 0.25 keep the structure."""
 
     size: str = "base"  # network size: a key of NETWORKS
     T: int = 4  # diffusion steps of the teacher

@@ -235,7 +235,7 @@ def teacher_step(run, st: Stage, hr, step):
     hr, lr = degrade(hr, run.deg, g)
     with run.autocast():
         # 2. latents: x₀ = encode(HR), y₀ = encode(bicubic↑LR)
-        with torch.no_grad():  # (cast to fp32: under autocast an autoencoder hands back bf16 latents)
+        with torch.no_grad():  # (in fp32, whatever autocast would make of the bicubic upscale)
             x0, y0 = st.model.encode(hr).float(), st.model.encode_lr(lr).float()
         # 3. the forward process at a random t, and the regression of x₀: ‖x̂₀(x_t, LR, t) − x₀‖²
         loss = losses.teacher_loss(st.model, x0, y0, lr, run.args.p_last, dg)
@@ -261,8 +261,8 @@ def student_step(run, st: Stage, hr, step):
         # 3. the teacher's target: its deterministic T-step sample from this x_T (frozen, no grad)
         target = losses.distillation_target(st.teacher, x_T, y0, lr)
         # 4. the student: one call at t = T from the same x_T, decoded to an image (not clamped: see
-        #    losses.py). Under the precond parametrisation (the default recipe) c_skip(T) ≈ 0 (η_T ≈ 1, so
-        #    x_T carries almost nothing of x₀ − y₀), and the student is x̂₀ = y₀ + c_out(T)·F(c_in(T)·(x_T −
+        #    losses.py). At t = T, c_skip(T) ≈ 0 (η_T ≈ 1, so x_T carries almost nothing of x₀ − y₀), and
+        #    the student is x̂₀ = y₀ + c_out(T)·F(c_in(T)·(x_T −
         #    y₀), LR, y₀, T): the bicubic latent plus a correction, where c_in(T)·(x_T − y₀) ≈ ε is the
         #    unit-variance noise the network reads beside its condition (model.py, SRModel.precond).
         x0_hat = st.model.one_step(x_T, lr, y0)

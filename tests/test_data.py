@@ -1,5 +1,5 @@
-"""Tests of the images and training data (data.py), of degrade.py's command line and of the downloads
-(tools/fetch.py, without a network). CPU, a few seconds.
+"""Tests of the images and training data (data.py), of tools/degradations.py's command line and of the
+downloads (tools/fetch.py, without a network). CPU, a few seconds.
 
     python -m pytest tests/test_data.py
 """

@@ -38,7 +38,7 @@ def test_export_writes_a_16_bit_pair_and_its_manifest(tmp_path, ckpts):
         assert half.info["degradation"] == full.info["degradation"] and half.info["step"] == full.info["step"]
         for a, b in zip(full.net.parameters(), half.net.parameters()):
             torch.testing.assert_close(b, a.half().float())  # fp16 values, back in fp32
-    other = tmp_path / "other.pt"  # a student of another recipe than the teacher's
+    other = tmp_path / "other.pt"  # a student of another schedule (T = 4, κ = 0.25) than the teacher's
     C.save_checkpoint(other, M.SRModel(M.ModelConfig(size="tiny"), kind="student"), "bicubic", 0)
     with pytest.raises(ValueError, match="configs differ"):
         export.export_pair(ckpts / "teacher.pt", other, tmp_path / "x")

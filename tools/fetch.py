@@ -223,7 +223,7 @@ def credits_markdown():
 
 
 # ---------------------------------------------------------------------------------------------------
-# Downloads from servers: DIV2K, CLIP weights, autoencoders
+# Downloads from servers: DIV2K, CLIP weights
 # ---------------------------------------------------------------------------------------------------
 
 
