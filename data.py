@@ -159,26 +159,33 @@ def resolve_sources(data, split="train"):
         return f"scikit-image demo photos ({split})", demo_images(split)
     if data == "photos":
         return f"the photo corpus ({split}, {data_root() / 'photos'})", find_photos(split)
-    folder = find_div2k(split) if data.lower() == "div2k" else Path(data)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"--data {data}: no such folder (and not 'demo', 'photos' or 'DIV2K')")
+    folder = image_folder(data, split)
     return str(folder), find_images(folder)
 
 
+def image_folder(data, split):
+    """The folder `--data` names: DIV2K's of the split, or a folder of images."""
+    folder = find_div2k(split) if data.lower() == "div2k" else Path(data)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--data {data}: no such folder, nor a set --help names (demo, photos, DIV2K, ...)")
+    return folder
+
+
 def eval_images(data):
-    """The named evaluation sets, as [(name, float (3,H,W) in [0,1])]: demo (the held-out demo photos), demo-train
-    (the demo's training photos, to see what a model memorised), photos (the held-out corpus photos, each its
-    fixed EVAL_CROP² window), or several joined by '+' ('photos+demo'); None for a folder or DIV2K."""
-    if not set(parts := data.split("+")) <= {"demo", "demo-train", "photos"}:
-        return None
+    """The HR images evaluate.py measures, as [(name, float (3,H,W) in [0,1], or the file's path)]: demo (the
+    held-out demo photos), demo-train (the demo's training photos, to see what a model memorised), photos (the
+    held-out corpus photos, each its fixed EVAL_CROP² window), DIV2K (its validation set), a folder, or several
+    joined by '+' ('photos+demo')."""
     out = []
-    for part in parts:
+    for part in data.split("+"):
         if part == "photos":
             for path in find_photos("val"):
                 x, y = PHOTOS_EVAL[path.stem]
                 out.append((path.stem, load_image(path)[0][:, y : y + EVAL_CROP, x : x + EVAL_CROP]))
-        else:
+        elif part in ("demo", "demo-train"):
             out += [(name, img.float() / 255) for name, img in demo_images("val" if part == "demo" else "train")]
+        else:
+            out += [(p.stem, p) for p in find_images(image_folder(part, "val"))]
     return out
 
 
@@ -199,8 +206,9 @@ class HRCrops(torch.utils.data.Dataset):
     """Random patch_size × patch_size crops (random horizontal flip) of HR images, float (3,P,P) in [0,1].
 
     The images are decoded once, by a thread pool, and held in memory as 8-bit tensors, which the DataLoader
-    workers share (DIV2K's 800 training images take 6.6 GB); a file that cannot be read is skipped with a
-    warning. Horizontal flips only, as Real-ESRGAN (use_hflip=True, use_rot=False): photos have an up."""
+    workers share (DIV2K's 800 training images, at most 2040 pixels a side, take several GB); a file that cannot
+    be read is skipped with a warning. Horizontal flips only, as Real-ESRGAN (use_hflip=True, use_rot=False):
+    photos have an up."""
 
     def __init__(self, sources, patch_size=256, name="images"):
         self.patch_size, self.name = patch_size, name

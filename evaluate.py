@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from checkpoint import load_checkpoint, shipped
-from data import eval_images, find_div2k, find_images, load_image, save_png, to_uint8
+from data import eval_images, find_images, load_image, save_png, to_uint8
 from degrade import DEGRADATIONS, SCALE, degrade
 from metrics import (PERCEPTUAL, band_energy, band_is_empty, hf_band, hf_corr, hf_ratio, iqa_metrics, lf_psnr, psnr,
                      rgb_to_y, ssim)
@@ -62,12 +62,7 @@ def load_pairs(data, lr_dir, seed, degradation=None):
             twice = ", ".join(sorted({s for s in stems if stems.count(s) > 1}))
             raise SystemExit(f"error: {kind} images with the same name {where}: {twice}")
     try:
-        hrs = eval_images(data)  # demo, demo-train, photos (the held-out corpus crops), or a '+' of them
-        if hrs is None:
-            folder = find_div2k("val") if data.lower() == "div2k" else Path(data)
-            if not folder.is_dir():
-                raise SystemExit(f"error: --data {data}: no such folder (and not demo, demo-train, photos or DIV2K)")
-            hrs = [(p.stem, p) for p in find_images(folder)]
+        hrs = eval_images(data)  # [(name, image or file)]
     except FileNotFoundError as e:
         raise SystemExit(f"error: {e}") from None
     if not hrs:
