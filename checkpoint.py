@@ -56,8 +56,8 @@ def atomic_save(obj, path):
     os.replace(tmp, path)
 
 
-# The pair this repository ships, trained by `make weights` (weights/README.md, the model card, says on what and
-# how well): what sample.py and evaluate.py use when no checkpoint is given.
+# The pair this repository ships, trained by the recipe `make weights` runs (weights/README.md, the model card,
+# says on what, with which code, and how well): what sample.py and evaluate.py use when no checkpoint is given.
 SHIPPED = Path(__file__).resolve().parent / "weights"
 
 
