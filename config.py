@@ -124,7 +124,7 @@ def print_config(args, given, restored=()):
 
 # A resumed run takes its settings from last.pt, as nanoGPT's does, except those that say what to do now,
 # and those of RESUME_MAY_CHANGE (how long, how fast, how often to log) when the command line gives them: a
-# command line that changes any other setting is refused.
+# command line that changes any other setting is refused, and so is a last.pt with a setting this version lacks.
 WHAT_TO_DO_NOW = {"stage", "resume", "overwrite", "out", "print_config"}
 RESUME_MAY_CHANGE = {"teacher_iters", "student_iters", "workers", "log_every", "ckpt_every", "device", "compile",
                      "precision"}
@@ -134,6 +134,9 @@ def resume_settings(args, given, saved):
     """Put the settings of the run in last.pt (`saved`) into args; returns the names taken from it."""
     restored = []
     for k, v in saved["args"].items():
+        if not hasattr(args, k):  # (a last.pt of an earlier version, trained with a setting that no longer exists)
+            sys.exit(f"error: {args.out}/last.pt was written with --{k.replace('_', '-')}, which this version of "
+                     "train.py does not have: start the run afresh (--overwrite) or resume it with that version")
         if k in WHAT_TO_DO_NOW or (k in RESUME_MAY_CHANGE and k in given) or getattr(args, k, v) == v:
             continue
         if k in given:
