@@ -157,6 +157,7 @@ class SRModel(nn.Module):
 
     # -- the latent and the LR condition
 
+    # The module's encode and decode above, as methods: x₀ = model.encode(HR), SR = model.decode(x̂₀)
     encode, decode = staticmethod(encode), staticmethod(decode)
 
     def encode_lr(self, lr):
